@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Tests of the firmware model against hand-written wire bytes.
+
+extern crate std;
+use crate::fw::*;
+use std::string::String;
+use std::vec::Vec;
+
+const HOST: u8 = 3;
+
+fn hdr(me: u8, host: u8, len: usize) -> u32 {
+    u32::from(me) | u32::from(host) << 8 | (len as u32) << 16 | 1 << 31
+}
+
+fn hbm(fw: &mut Firmware, p: &[u8]) {
+    fw.host_write(hdr(0, 0, p.len()), p, 0);
+}
+
+/// Drains every message deliverable at `now`, as (me, host, payload).
+fn drain(fw: &mut Firmware, now: u64) -> Vec<(u8, u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while fw.rx_pending(now) {
+        let slots = fw.rx_slots();
+        let h = fw.rx_header();
+        let len = (h >> 16 & 0x1ff) as usize;
+        assert_eq!(slots as usize, 1 + len.div_ceil(4));
+        let mut buf = [0u8; MAX_MSG];
+        if len > 0 {
+            fw.rx_payload(&mut buf[..len]);
+        }
+        out.push(((h & 0xff) as u8, (h >> 8 & 0xff) as u8, buf[..len].to_vec()));
+    }
+    out
+}
+
+fn trace(fw: &Firmware) -> String {
+    let mut s = String::new();
+    fw.write_trace(&mut s).unwrap();
+    s
+}
+
+fn start_req(timeout: u16) -> [u8; 23] {
+    let mut r = [0u8; 23];
+    r[..4].copy_from_slice(&[0x02, 21, 0x13, 0x10]);
+    r[4..6].copy_from_slice(&timeout.to_le_bytes());
+    r
+}
+
+/// Brings the firmware to a connected watchdog client with one credit each
+/// way, and returns it.
+fn connected(config: Config) -> Firmware {
+    let mut fw = Firmware::new(config);
+    hbm(&mut fw, &[0x06, WD_ME_ADDR, HOST, 0]);
+    let msgs = drain(&mut fw, 0);
+    assert_eq!(msgs[0].2, [0x86, WD_ME_ADDR, HOST, 0]);
+    assert_eq!(msgs[1].2, [0x08, WD_ME_ADDR, HOST, 0, 0, 0, 0, 0]);
+    hbm(&mut fw, &[0x08, WD_ME_ADDR, HOST, 0, 0, 0, 0, 0]);
+    fw
+}
+
+fn ping(fw: &mut Firmware, timeout: u16, now: u64) {
+    let r = start_req(timeout);
+    fw.host_write(hdr(WD_ME_ADDR, HOST, r.len()), &r, now);
+}
+
+#[test]
+fn hbm_start_enumeration_and_properties() {
+    let mut fw = Firmware::new(Config::default());
+    hbm(&mut fw, &[0x01, 0, 2, 2]);
+    assert_eq!(drain(&mut fw, 0), [(0, 0, [0x81, 1, 0, 2].to_vec())]);
+    hbm(&mut fw, &[0x04, 0, 0, 0]);
+    let enumr = drain(&mut fw, 0).remove(0).2;
+    assert_eq!(enumr.len(), 36);
+    assert_eq!(enumr[0], 0x84);
+    assert_eq!(enumr[4], 1 << WD_ME_ADDR);
+    assert!(enumr[5..].iter().all(|&b| b == 0));
+    hbm(&mut fw, &[0x05, WD_ME_ADDR, 0, 0]);
+    let props = drain(&mut fw, 0).remove(0).2;
+    assert_eq!(props[..4], [0x85, WD_ME_ADDR, 0, 0]);
+    assert_eq!(props[4..20], WD_GUID);
+    assert_eq!(props[20], 2);
+    assert_eq!(u32::from_le_bytes(props[24..28].try_into().unwrap()), WD_MTU);
+    hbm(&mut fw, &[0x05, 7, 0, 0]);
+    assert_eq!(drain(&mut fw, 0)[0].2[2], 1, "unknown client is not found");
+}
+
+#[test]
+fn guid_bytes_match_the_textual_guid() {
+    // 05B79A6F-4628-4D7F-899D-A91514CB32AB in uuid_le layout.
+    assert_eq!(u32::from_le_bytes(WD_GUID[0..4].try_into().unwrap()), 0x05B7_9A6F);
+    assert_eq!(u16::from_le_bytes([WD_GUID[4], WD_GUID[5]]), 0x4628);
+    assert_eq!(u16::from_le_bytes([WD_GUID[6], WD_GUID[7]]), 0x4D7F);
+    assert_eq!(WD_GUID[8..], [0x89, 0x9D, 0xA9, 0x15, 0x14, 0xCB, 0x32, 0xAB]);
+}
+
+#[test]
+fn amt_disabled_enumerates_nothing_and_refuses_connect() {
+    let mut fw = Firmware::new(Config {
+        wd: false,
+        ..Config::default()
+    });
+    hbm(&mut fw, &[0x01, 0, 2, 2]);
+    hbm(&mut fw, &[0x04, 0, 0, 0]);
+    let msgs = drain(&mut fw, 0);
+    assert!(msgs[1].2[4..].iter().all(|&b| b == 0));
+    hbm(&mut fw, &[0x06, WD_ME_ADDR, HOST, 0]);
+    assert_eq!(drain(&mut fw, 0)[0].2[3], 1);
+}
+
+#[test]
+fn version_and_presence_change_at_next_enumeration_only() {
+    let mut fw = Firmware::new(Config::default());
+    hbm(&mut fw, &[0x01, 0, 2, 2]);
+    fw.config.apply("version=1").unwrap();
+    hbm(&mut fw, &[0x05, WD_ME_ADDR, 0, 0]);
+    assert_eq!(drain(&mut fw, 0)[1].2[20], 2);
+    fw.link_reset();
+    hbm(&mut fw, &[0x01, 0, 2, 2]);
+    hbm(&mut fw, &[0x05, WD_ME_ADDR, 0, 0]);
+    assert_eq!(drain(&mut fw, 0)[1].2[20], 1);
+}
+
+#[test]
+fn ping_gets_start_response_and_credit() {
+    let mut fw = connected(Config::default());
+    ping(&mut fw, 120, 0);
+    let msgs = drain(&mut fw, 0);
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[0], (0, 0, [0x08, WD_ME_ADDR, HOST, 0, 0, 0, 0, 0].to_vec()));
+    assert_eq!(msgs[1], (WD_ME_ADDR, HOST, [2, 4, 0x83, 0x10, 0, 0].to_vec()));
+    assert_eq!(
+        trace(&fw),
+        "host: connect\n\
+         host> 02 15 13 10 78 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 | start-request timeout=120\n\
+         fw< 02 04 83 10 00 00 | start-response status=0 wdstate=0\n"
+    );
+}
+
+#[test]
+fn client_message_waits_for_host_credit() {
+    let mut fw = Firmware::new(Config::default());
+    hbm(&mut fw, &[0x06, WD_ME_ADDR, HOST, 0]);
+    drain(&mut fw, 0);
+    ping(&mut fw, 120, 0);
+    // Only the flow-control credit: the response needs the host's credit.
+    assert_eq!(drain(&mut fw, 0).len(), 1);
+    assert_eq!(fw.next_deadline(), Some(120_000), "only the timer is due");
+    hbm(&mut fw, &[0x08, WD_ME_ADDR, HOST, 0, 0, 0, 0, 0]);
+    assert_eq!(drain(&mut fw, 0)[0].0, WD_ME_ADDR);
+}
+
+#[test]
+fn not_required_bit() {
+    let mut fw = connected(Config {
+        not_required: true,
+        ..Config::default()
+    });
+    ping(&mut fw, 120, 0);
+    assert_eq!(drain(&mut fw, 0)[1].2, [2, 4, 0x83, 0x10, 0, 1]);
+}
+
+#[test]
+fn every_fault_class() {
+    let cases: [(&str, Option<&[u8]>); 9] = [
+        ("drop", None),
+        ("empty", Some(&[])),
+        ("short", Some(&[2, 4, 0x83])),
+        ("oversize", Some(&[2, 8, 0x83, 0x10, 0, 0, 0, 0, 0, 0])),
+        ("wrong_command", Some(&[3, 4, 0x83, 0x10, 0, 0])),
+        ("wrong_version", Some(&[2, 4, 0x83, 0x11, 0, 0])),
+        ("wrong_subcommand", Some(&[2, 4, 0x93, 0x10, 0, 0])),
+        ("bad_status", Some(&[2, 4, 0x83, 0x10, 1, 0])),
+        ("none", Some(&[2, 4, 0x83, 0x10, 0, 0])),
+    ];
+    for (fault, want) in cases {
+        let mut config = Config::default();
+        config.apply(&std::format!("fault={fault}")).unwrap();
+        let mut fw = connected(config);
+        ping(&mut fw, 120, 0);
+        let client: Vec<_> = drain(&mut fw, 0)
+            .into_iter()
+            .filter(|m| m.0 == WD_ME_ADDR)
+            .map(|m| m.2)
+            .collect();
+        match want {
+            None => {
+                assert!(client.is_empty(), "{fault}");
+                assert!(trace(&fw).ends_with("fw: start-response dropped\n"));
+            }
+            Some(w) => assert_eq!(client, [w.to_vec()], "{fault}"),
+        }
+    }
+}
+
+#[test]
+fn delayed_response() {
+    let mut fw = connected(Config {
+        fault: Fault::Delay,
+        delay_ms: 500,
+        ..Config::default()
+    });
+    ping(&mut fw, 120, 1000);
+    assert_eq!(drain(&mut fw, 1000).len(), 1, "credit only");
+    assert_eq!(fw.next_deadline(), Some(1500));
+    assert!(drain(&mut fw, 1499).is_empty());
+    assert_eq!(drain(&mut fw, 1500)[0].2, [2, 4, 0x83, 0x10, 0, 0]);
+}
+
+#[test]
+fn firmware_timer_expires_without_pings_and_not_after_stop() {
+    let mut fw = connected(Config {
+        ms_per_fw_second: 10,
+        ..Config::default()
+    });
+    ping(&mut fw, 120, 0);
+    drain(&mut fw, 0);
+    fw.tick(1199);
+    assert_eq!(fw.timer(), TimerState::Armed { deadline: 1200 });
+    ping(&mut fw, 121, 1000); // re-arms with the new timeout
+    drain(&mut fw, 1000);
+    fw.tick(2209);
+    assert_eq!(fw.timer(), TimerState::Armed { deadline: 2210 });
+    fw.tick(2210);
+    assert_eq!(fw.timer(), TimerState::Expired);
+    let mut s = String::new();
+    fw.write_timer(&mut s).unwrap();
+    assert_eq!(s, "state=expired timeout=121 expired=1\n");
+    assert!(trace(&fw).ends_with("fw: timer expired\n"));
+
+    fw.clear();
+    ping(&mut fw, 120, 3000);
+    drain(&mut fw, 3000);
+    let stop = [2u8, 2, 0x14, 0x10];
+    fw.host_write(hdr(WD_ME_ADDR, HOST, 4), &stop, 3100);
+    assert_eq!(drain(&mut fw, 3100).len(), 1, "credit, no response to stop");
+    fw.tick(100_000);
+    assert_eq!(fw.timer(), TimerState::Idle);
+    assert_eq!(fw.next_deadline(), None);
+    assert!(trace(&fw).contains("host> 02 02 14 10 | stop-request\n"));
+}
+
+#[test]
+fn malformed_requests_do_not_arm_the_timer() {
+    let mut fw = connected(Config::default());
+    let mut bad = start_req(120);
+    bad[1] = 20; // wrong bytecount
+    fw.host_write(hdr(WD_ME_ADDR, HOST, 23), &bad, 0);
+    assert_eq!(fw.timer(), TimerState::Idle);
+    assert!(trace(&fw).contains("subcommand 0x13 with bad length 23"));
+    assert_eq!(drain(&mut fw, 0).len(), 1, "credit, no response");
+}
+
+#[test]
+fn notification_needs_connection_and_enable() {
+    let mut fw = Firmware::new(Config::default());
+    assert_eq!(fw.notify(0), Err(ActionError::NotConnected));
+    let mut fw = connected(Config::default());
+    assert_eq!(fw.notify(0), Err(ActionError::NotConnected));
+    hbm(&mut fw, &[0x10, WD_ME_ADDR, HOST, 1]);
+    assert_eq!(drain(&mut fw, 0)[0].2, [0x90, WD_ME_ADDR, HOST, 0, 1, 0, 0, 0]);
+    fw.notify(0).unwrap();
+    assert_eq!(drain(&mut fw, 0)[0].2, [0x11, WD_ME_ADDR, HOST, 0]);
+    assert!(trace(&fw).ends_with("host: notify-request start=1\nfw: notification\n"));
+}
+
+#[test]
+fn notification_refused_when_unsupported() {
+    let mut fw = connected(Config {
+        notify: false,
+        ..Config::default()
+    });
+    hbm(&mut fw, &[0x10, WD_ME_ADDR, HOST, 1]);
+    assert_eq!(drain(&mut fw, 0)[0].2[3], 5);
+    assert_eq!(fw.notify(0), Err(ActionError::NotConnected));
+}
+
+#[test]
+fn disconnect_drops_connection_and_pending_client_messages() {
+    let mut fw = connected(Config {
+        fault: Fault::Delay,
+        delay_ms: 100,
+        ..Config::default()
+    });
+    ping(&mut fw, 120, 0);
+    hbm(&mut fw, &[0x07, WD_ME_ADDR, HOST, 0]);
+    let msgs = drain(&mut fw, 1000);
+    assert!(msgs.iter().all(|m| m.0 == 0));
+    assert!(msgs.iter().any(|m| m.2 == [0x87, WD_ME_ADDR, HOST, 0]));
+    ping(&mut fw, 120, 1000);
+    assert!(trace(&fw).ends_with("host: disconnect\nhost> (not connected) 02 15 13 10 78 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00\n"));
+}
+
+#[test]
+fn second_connect_is_refused() {
+    let mut fw = connected(Config::default());
+    hbm(&mut fw, &[0x06, WD_ME_ADDR, HOST + 1, 0]);
+    assert_eq!(drain(&mut fw, 0)[0].2, [0x86, WD_ME_ADDR, HOST + 1, 2]);
+}
+
+#[test]
+fn link_reset_forgets_connection_but_keeps_timer() {
+    let mut fw = connected(Config::default());
+    ping(&mut fw, 120, 0);
+    fw.link_reset();
+    assert!(!fw.rx_pending(0));
+    assert!(matches!(fw.timer(), TimerState::Armed { .. }));
+    assert_eq!(fw.notify(0), Err(ActionError::NotConnected));
+}
+
+#[test]
+fn bad_headers_are_ignored() {
+    let mut fw = Firmware::new(Config::default());
+    // Incomplete message (msg_complete clear) and extended header.
+    fw.host_write(4 << 16, &[0x01, 0, 2, 2], 0);
+    fw.host_write(hdr(0, 0, 4) | 1 << 28, &[0x01, 0, 2, 2], 0);
+    assert!(!fw.rx_pending(0));
+}
+
+#[test]
+fn config_round_trip_and_errors() {
+    let mut c = Config::default();
+    c.apply("wd=0 version=1 not_required=1 notify=0 hbm=1.0 fault=wrong_version delay_ms=7 ms_per_fw_second=10")
+        .unwrap();
+    let mut s = String::new();
+    c.write_to(&mut s).unwrap();
+    assert_eq!(
+        s,
+        "wd=0\nversion=1\nnot_required=1\nnotify=0\nhbm=1.0\nfault=wrong_version\ndelay_ms=7\nms_per_fw_second=10\n"
+    );
+    let before = c;
+    assert_eq!(c.apply("wd=1 bogus=1"), Err(ConfigError::UnknownKey));
+    assert_eq!(c.apply("wd=2"), Err(ConfigError::BadValue));
+    assert_eq!(c.apply("fault=melt"), Err(ConfigError::BadValue));
+    assert_eq!(c.apply("ms_per_fw_second=0"), Err(ConfigError::BadValue));
+    assert_eq!(c.apply("wd"), Err(ConfigError::UnknownKey));
+    assert_eq!(c, before, "a refused string changes nothing");
+}
+
+#[test]
+fn decode_mc_classes() {
+    assert_eq!(decode_mc(&[]), McMsg::Empty);
+    assert_eq!(decode_mc(&[2, 2]), McMsg::Short(2));
+    assert_eq!(decode_mc(&[9, 2, 0x14, 0x10]), McMsg::UnknownCommand(9));
+    assert_eq!(decode_mc(&[2, 2, 0x14, 0x11]), McMsg::UnknownVersion(0x11));
+    assert_eq!(decode_mc(&[2, 2, 0x14, 0x10]), McMsg::StopRequest);
+    assert_eq!(decode_mc(&[2, 3, 0x14, 0x10, 0]), McMsg::BadLength(0x14, 5));
+    assert_eq!(decode_mc(&start_req(0xfffe)), McMsg::StartRequest { timeout: 0xfffe });
+    assert_eq!(decode_mc(&[2, 2, 0x55, 0x10]), McMsg::UnknownSubcommand(0x55));
+}
+
+#[test]
+fn trace_keeps_newest_lines() {
+    let mut fw = connected(Config::default());
+    for _ in 0..200 {
+        ping(&mut fw, 120, 0);
+        hbm(&mut fw, &[0x08, WD_ME_ADDR, HOST, 0, 0, 0, 0, 0]);
+        drain(&mut fw, 0);
+    }
+    let t = trace(&fw);
+    assert!(t.starts_with("(145 older lines dropped)\n"));
+    assert_eq!(t.lines().count(), 257);
+}

@@ -1,0 +1,33 @@
+# Shared settings for the project's scripts (sourced, not run).
+# shellcheck shell=bash
+
+# Every cache lives outside the checkout, keyed by what it depends on.
+CACHE_DIR=${MEI_WDT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mei-wdt-rs}
+TOPDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+export PATH="/usr/lib/llvm-16/bin:$HOME/.cargo/bin:$PATH"
+
+die() {
+	echo "error: $*" >&2
+	exit 1
+}
+
+# require_tool CMD PACKAGE: fail with the package that provides CMD.
+require_tool() {
+	command -v "$1" >/dev/null 2>&1 ||
+		die "'$1' not found; install $2 (or run 'make setup')"
+}
+
+# The Debian kernel source tarball and its package version.
+KERNEL_TARBALL=${KERNEL_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
+kernel_pkg_version() {
+	{ dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null | tr '~:' '__'; } ||
+		stat -c %Y "$KERNEL_TARBALL"
+}
+
+# Toolchain identity: part of every kernel and module cache key.
+toolchain_id() {
+	rustc --version
+	clang --version | head -1
+	bindgen --version
+}
