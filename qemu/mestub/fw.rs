@@ -441,10 +441,15 @@ impl Firmware {
         let (major, minor) = self.config.hbm;
         match cmd {
             HOST_START_REQ => {
-                // Host offers its version; we answer with ours.
+                // The host offers its version (minor, major): if we support
+                // it the host keeps it, else it falls back to ours.
+                let supported = (byte(3), byte(2)) <= (major, minor);
                 self.hbm_started = true;
                 self.enumerated = self.config;
-                self.push_hbm(&[HOST_START_REQ | RES_BIT, 1, minor, major], now);
+                self.push_hbm(
+                    &[HOST_START_REQ | RES_BIT, supported as u8, minor, major],
+                    now,
+                );
             }
             HOST_STOP_REQ => {
                 self.hbm_started = false;

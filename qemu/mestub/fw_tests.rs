@@ -67,7 +67,10 @@ fn ping(fw: &mut Firmware, timeout: u16, now: u64) {
 #[test]
 fn hbm_start_enumeration_and_properties() {
     let mut fw = Firmware::new(Config::default());
+    // A newer host (2.2) falls back to our 2.0; an older one keeps its own.
     hbm(&mut fw, &[0x01, 0, 2, 2]);
+    assert_eq!(drain(&mut fw, 0), [(0, 0, [0x81, 0, 0, 2].to_vec())]);
+    hbm(&mut fw, &[0x01, 0, 0, 1]);
     assert_eq!(drain(&mut fw, 0), [(0, 0, [0x81, 1, 0, 2].to_vec())]);
     hbm(&mut fw, &[0x04, 0, 0, 0]);
     let enumr = drain(&mut fw, 0).remove(0).2;

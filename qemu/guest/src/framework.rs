@@ -1,0 +1,281 @@
+//! Scenario registry and per-scenario context: every scenario starts from a
+//! freshly loaded stub and driver, and the framework tears both down after
+//! it, capturing the firmware-side trace in between.
+
+use std::fmt::Debug;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::kmod;
+use crate::report::Reporter;
+use crate::stub::{self, Me};
+use crate::watchdog::{self, Watchdog};
+
+pub type Outcome = Result<(), String>;
+
+pub const POLL: Duration = Duration::from_millis(20);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    C,
+    Rust,
+}
+
+impl Driver {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "c" => Some(Driver::C),
+            "rust" => Some(Driver::Rust),
+            _ => None,
+        }
+    }
+}
+
+pub struct Scenario {
+    pub name: &'static str,
+    pub run: Box<dyn Fn(&mut Ctx) -> Outcome>,
+}
+
+impl Scenario {
+    pub fn new(name: &'static str, run: impl Fn(&mut Ctx) -> Outcome + 'static) -> Self {
+        Self {
+            name,
+            run: Box::new(run),
+        }
+    }
+}
+
+/// Waits and bounds. The debug kernel (KASAN, lockdep, kmemleak under TCG)
+/// is several times slower, so everything scales with it.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    factor: u32,
+    /// Device enumeration, probe, registration.
+    pub probe: Duration,
+    /// An operation on the device that should complete promptly.
+    pub op: Duration,
+    /// How long the trace must stay unchanged to count as settled.
+    pub quiet: Duration,
+    pub settle_max: Duration,
+    /// How long to wait before concluding that something did not happen.
+    pub absent: Duration,
+}
+
+impl Timeouts {
+    pub fn detect() -> Self {
+        let factor = if Path::new("/sys/kernel/debug/kmemleak").exists() {
+            4
+        } else {
+            1
+        };
+        let s = |ms: u64| Duration::from_millis(ms) * factor;
+        Self {
+            factor,
+            probe: s(10_000),
+            op: s(5_000),
+            quiet: s(250),
+            settle_max: s(10_000),
+            absent: s(500),
+        }
+    }
+
+    pub fn scale(&self, d: Duration) -> Duration {
+        d * self.factor
+    }
+}
+
+/// Polls `probe` until it yields a value or `timeout` passes.
+pub fn wait_until<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Result<T, String> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = probe() {
+            return Ok(v);
+        }
+        if start.elapsed() >= timeout {
+            return Err(format!(
+                "timed out after {:.1} s waiting for {what}",
+                timeout.as_secs_f64()
+            ));
+        }
+        thread::sleep(POLL);
+    }
+}
+
+pub fn check(cond: bool, what: impl FnOnce() -> String) -> Outcome {
+    if cond {
+        Ok(())
+    } else {
+        Err(what())
+    }
+}
+
+pub fn check_eq<T: PartialEq + Debug>(what: &str, got: T, want: T) -> Outcome {
+    check(got == want, || {
+        format!("{what}: got {got:?}, want {want:?}")
+    })
+}
+
+pub struct Ctx<'a> {
+    pub driver: Driver,
+    pub t: Timeouts,
+    rep: &'a mut Reporter,
+    mes: Vec<Me>,
+    want_trace: bool,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn log(&mut self, text: impl AsRef<str>) {
+        self.rep.log(text.as_ref());
+    }
+
+    /// This scenario's trace is not reproducible (e.g. a timed ping loop):
+    /// emit none, so no golden file applies.
+    pub fn skip_trace(&mut self) {
+        self.want_trace = false;
+    }
+
+    pub fn load_stub(&mut self) -> Outcome {
+        kmod::insmod(kmod::STUB)?;
+        wait_until("debugfs mei_stub/add", self.t.probe, || {
+            Path::new(stub::STUB_DIR).join("add").exists().then_some(())
+        })
+    }
+
+    /// Adds a stub ME device, waits for its watchdog client to enumerate (if
+    /// configured) and clears its trace, so the trace starts with the driver.
+    pub fn add_me(&mut self, config: &str) -> Result<Me, String> {
+        let clients = stub::wdt_clients().len();
+        let me = stub::add(config, &self.t)?;
+        self.mes.push(me.clone());
+        if stub::config_has_wd(config) {
+            wait_until("the watchdog client on the MEI bus", self.t.probe, || {
+                (stub::wdt_clients().len() > clients).then_some(())
+            })?;
+        }
+        me.ctl("clear")?;
+        Ok(me)
+    }
+
+    pub fn load_driver(&mut self) -> Outcome {
+        kmod::insmod(kmod::DRIVER)
+    }
+
+    pub fn unload_driver(&mut self) -> Outcome {
+        kmod::rmmod(kmod::DRIVER, &self.t)
+    }
+
+    /// Waits until exactly `n` iamt_wdt watchdogs are registered.
+    pub fn wait_watchdogs(&self, n: usize) -> Result<Vec<Watchdog>, String> {
+        let mut seen = Vec::new();
+        wait_until(&format!("{n} iamt_wdt watchdog(s)"), self.t.probe, || {
+            seen = watchdog::find_all();
+            (seen.len() == n).then(|| seen.clone())
+        })
+        .map_err(|e| format!("{e} (found {})", seen.len()))
+    }
+
+    /// Waits until no iamt_wdt watchdog is registered.
+    pub fn wait_no_watchdog(&self) -> Outcome {
+        self.wait_watchdogs(0).map(|_| ())
+    }
+
+    /// The common start: stub, one ME device with `config`, driver, and the
+    /// registered watchdog with the trace settled after the probe.
+    pub fn setup(&mut self, config: &str) -> Result<(Me, Watchdog), String> {
+        self.load_stub()?;
+        let me = self.add_me(config)?;
+        self.load_driver()?;
+        let wd = self.wait_watchdogs(1)?.remove(0);
+        me.settle(&self.t)?;
+        Ok((me, wd))
+    }
+
+    /// Unloads whatever an earlier scenario may have left loaded.
+    fn clean_slate(&mut self) -> Outcome {
+        kmod::rmmod(kmod::DRIVER, &self.t)?;
+        kmod::rmmod(kmod::STUB, &self.t)
+    }
+
+    /// Driver out, trace captured (it includes the driver's teardown), stub
+    /// devices removed, stub out. Returns the trace text and the first error.
+    fn teardown(&mut self) -> (Option<String>, Outcome) {
+        let mut first_err: Outcome = Ok(());
+        let mut note = |r: Outcome| {
+            if first_err.is_ok() {
+                first_err = r;
+            }
+        };
+        note(kmod::rmmod(kmod::DRIVER, &self.t).map_err(|e| format!("teardown: {e}")));
+        note(check(watchdog::find_all().is_empty(), || {
+            "teardown: an iamt_wdt watchdog outlived rmmod mei_wdt".into()
+        }));
+        let mut trace = None;
+        if self.want_trace && !self.mes.is_empty() {
+            let mut text = String::new();
+            let several = self.mes.len() > 1;
+            for me in &self.mes {
+                match me.settle(&self.t) {
+                    Ok(t) => {
+                        if several {
+                            text.push_str(&format!("== {}\n", me.name()));
+                        }
+                        text.push_str(&t.text);
+                    }
+                    Err(e) => note(Err(format!("teardown: {e}"))),
+                }
+            }
+            trace = Some(text);
+        }
+        for me in &self.mes {
+            note(stub::remove(me).map_err(|e| format!("teardown: {e}")));
+        }
+        if kmod::is_loaded(kmod::STUB) {
+            note(kmod::rmmod(kmod::STUB, &self.t).map_err(|e| format!("teardown: {e}")));
+        }
+        (trace, first_err)
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Runs one scenario and reports its trace and result. Returns whether it passed.
+pub fn run_scenario(s: &Scenario, driver: Driver, rep: &mut Reporter) -> bool {
+    eprintln!("mei-wdt-tests: == {} ({driver:?} driver)", s.name);
+    let start = Instant::now();
+    let mut ctx = Ctx {
+        driver,
+        t: Timeouts::detect(),
+        rep,
+        mes: Vec::new(),
+        want_trace: true,
+    };
+    let mut outcome = ctx.clean_slate().map_err(|e| format!("setup: {e}"));
+    if outcome.is_ok() {
+        outcome = panic::catch_unwind(AssertUnwindSafe(|| (s.run)(&mut ctx)))
+            .unwrap_or_else(|p| Err(format!("panicked: {}", panic_message(&*p))));
+    }
+    let (trace, teardown) = ctx.teardown();
+    let outcome = outcome.and(teardown);
+    if let Some(text) = trace {
+        ctx.rep.trace(s.name, &text);
+    }
+    ctx.rep.result(s.name, &outcome);
+    eprintln!(
+        "mei-wdt-tests: == {} {} in {:.1} s",
+        s.name,
+        if outcome.is_ok() { "passed" } else { "FAILED" },
+        start.elapsed().as_secs_f64()
+    );
+    outcome.is_ok()
+}

@@ -1,0 +1,109 @@
+//! mei-wdt-tests: runs the mei_wdt scenarios inside the test VM against the
+//! ME stub, and reports results and firmware traces on /dev/ttyS1 for
+//! scripts/vm-run.py.
+//!
+//!     mei-wdt-tests --driver c|rust [--suite all|NAME[,NAME...]] [--stdout]
+//!     mei-wdt-tests --list
+//!
+//! Exit status: 0 when every scenario passed, 1 when one failed, 2 on usage
+//! errors.
+
+mod expect;
+mod framework;
+mod kmod;
+mod process;
+mod report;
+mod scenarios;
+mod stub;
+mod sys;
+mod watchdog;
+
+use std::process::ExitCode;
+
+use framework::{run_scenario, Driver};
+use report::Reporter;
+
+const USAGE: &str = "usage: mei-wdt-tests --driver c|rust [--suite all|NAME[,NAME...]] [--stdout]
+       mei-wdt-tests --list";
+
+struct Options {
+    driver: Driver,
+    suite: String,
+    to_stdout: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut driver = None;
+    let mut suite = "all".to_string();
+    let mut to_stdout = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--driver" => {
+                let v = it.next().ok_or("--driver needs a value")?;
+                driver = Some(Driver::parse(v).ok_or(format!("unknown driver {v:?}"))?);
+            }
+            "--suite" => suite = it.next().ok_or("--suite needs a value")?.clone(),
+            "--stdout" => to_stdout = true,
+            _ => return Err(format!("unknown argument {arg:?}")),
+        }
+    }
+    Ok(Options {
+        driver: driver.ok_or("--driver is required")?,
+        suite,
+        to_stdout,
+    })
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        return ExitCode::from(watchdog::child_main(&args[1..]) as u8);
+    }
+    let all = scenarios::all();
+    if args.first().map(String::as_str) == Some("--list") {
+        for s in &all {
+            println!("{}", s.name);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let opts = match parse_args(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("mei-wdt-tests: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut rep = match Reporter::open(opts.to_stdout) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mei-wdt-tests: cannot open {}: {e}", report::RESULTS_TTY);
+            return ExitCode::from(2);
+        }
+    };
+
+    let mut failed = 0;
+    let names: Vec<&str> = if opts.suite == "all" {
+        all.iter().map(|s| s.name).collect()
+    } else {
+        opts.suite.split(',').filter(|n| !n.is_empty()).collect()
+    };
+    for name in names {
+        match all.iter().find(|s| s.name == name) {
+            Some(s) => {
+                if !run_scenario(s, opts.driver, &mut rep) {
+                    failed += 1;
+                }
+            }
+            None => {
+                rep.result(name, &Err("unknown scenario (see --list)".into()));
+                failed += 1;
+            }
+        }
+    }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

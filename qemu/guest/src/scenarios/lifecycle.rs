@@ -1,0 +1,155 @@
+//! Driver and device lifecycle: unbind/bind, module reload, ME link reset,
+//! and two ME devices side by side.
+
+use std::path::Path;
+
+use super::{op_ok, V2};
+use crate::framework::{check, check_eq, wait_until, Ctx, Outcome};
+use crate::stub::{self, Me};
+use crate::watchdog::{self, ChildOp, OpResult, ENODEV};
+
+const DRIVER_DIR: &str = "/sys/bus/mei/drivers/mei_wdt";
+
+/// After the watchdog came back: one more connect and probe in the trace.
+fn check_reprobed(ctx: &Ctx, me: &Me) -> Outcome {
+    let t = me.settle(&ctx.t)?;
+    check_eq("host: connect lines", t.count("host: connect"), 2)?;
+    check_eq(
+        "start-request timeout=120 lines (one per probe)",
+        t.start_requests_with(120),
+        2,
+    )
+}
+
+pub fn unbind_bind(ctx: &mut Ctx) -> Outcome {
+    let (me, wd) = ctx.setup(V2)?;
+    check(!wd.parent.is_empty(), || {
+        format!("{} has no parent device", wd.name)
+    })?;
+    let drv = Path::new(DRIVER_DIR);
+    stub::write_file(&drv.join("unbind"), &wd.parent)?;
+    ctx.wait_no_watchdog()?;
+    me.wait_trace("host: disconnect", ctx.t.op, |t| {
+        t.count("host: disconnect") == 1
+    })?;
+    me.settle(&ctx.t)?;
+    stub::write_file(&drv.join("bind"), &wd.parent)?;
+    ctx.wait_watchdogs(1)?;
+    check_reprobed(ctx, &me)
+}
+
+pub fn rmmod_insmod(ctx: &mut Ctx) -> Outcome {
+    let (me, _) = ctx.setup(V2)?;
+    ctx.unload_driver()?;
+    ctx.wait_no_watchdog()?;
+    me.wait_trace("host: disconnect", ctx.t.op, |t| {
+        t.count("host: disconnect") == 1
+    })?;
+    me.settle(&ctx.t)?;
+    ctx.load_driver()?;
+    ctx.wait_watchdogs(1)?;
+    check_reprobed(ctx, &me)
+}
+
+/// ME link reset under an open, running watchdog: the bus device is removed
+/// and re-added, the old fd fails cleanly, the new device works.
+pub fn reset_open(ctx: &mut Ctx) -> Outcome {
+    let (me, wd) = ctx.setup(V2)?;
+    let f = wd.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    me.settle(&ctx.t)?;
+
+    me.ctl("reset")?;
+    let new = wait_until("a re-registered watchdog", ctx.t.probe, || {
+        let all = watchdog::find_all();
+        (all.len() == 1 && all[0].ino != wd.ino).then(|| all[0].clone())
+    })?;
+    me.settle(&ctx.t)?;
+
+    let r = f.bounded(ChildOp::Keepalive, ctx.t.op)?;
+    ctx.log(format!("keepalive on the fd opened before the reset: {r}"));
+    check_eq(
+        "keepalive on the stale fd",
+        r.result,
+        OpResult::Errno(ENODEV),
+    )?;
+    drop(f);
+    me.settle(&ctx.t)?;
+
+    let stops = me.trace()?.count("stop-request");
+    let f = new.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    drop(f);
+    me.wait_trace("a stop-request on close", ctx.t.op, |t| {
+        t.count("stop-request") == stops + 1
+    })?;
+    check_eq(
+        "host: connect lines",
+        me.settle(&ctx.t)?.count("host: connect"),
+        2,
+    )
+}
+
+/// Two ME devices: two watchdogs, each talking only to its own ME.
+pub fn two_devices(ctx: &mut Ctx) -> Outcome {
+    ctx.load_stub()?;
+    let mes = [ctx.add_me(V2)?, ctx.add_me(V2)?];
+    ctx.load_driver()?;
+    let wds = ctx.wait_watchdogs(2)?;
+    for me in &mes {
+        me.settle(&ctx.t)?;
+    }
+    check(wds[0].parent != wds[1].parent, || {
+        format!("both watchdogs hang off {}", wds[0].parent)
+    })?;
+
+    let starts = |mes: &[Me; 2]| -> Result<Vec<usize>, String> {
+        mes.iter()
+            .map(|m| Ok(m.trace()?.count("start-request")))
+            .collect()
+    };
+    let mut owners = Vec::new();
+    for wd in &wds {
+        let before = starts(&mes)?;
+        let f = wd.open()?;
+        op_ok(ctx, &f, ChildOp::Keepalive)?;
+        drop(f);
+        for me in &mes {
+            me.settle(&ctx.t)?;
+        }
+        let after = starts(&mes)?;
+        let pinged: Vec<usize> = (0..2).filter(|&i| after[i] != before[i]).collect();
+        check(pinged.len() == 1, || {
+            format!("keepalive on {} reached {} MEs", wd.name, pinged.len())
+        })?;
+        ctx.log(format!(
+            "{} ({}) -> {}",
+            wd.name,
+            wd.parent,
+            mes[pinged[0]].name()
+        ));
+        owners.push(pinged[0]);
+    }
+    check(owners[0] != owners[1], || {
+        "both watchdogs talk to the same ME".into()
+    })?;
+    for me in &mes {
+        let t = me.trace()?;
+        check_eq(
+            &format!("{} host: connect lines", me.name()),
+            t.count("host: connect"),
+            1,
+        )?;
+        check_eq(
+            &format!("{} start-request lines", me.name()),
+            t.count("start-request"),
+            2,
+        )?;
+        check_eq(
+            &format!("{} stop-request lines", me.name()),
+            t.count("stop-request"),
+            2,
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! The scenarios, in the order `--suite all` runs them.
+
+mod fault;
+mod lifecycle;
+mod notify;
+mod ops;
+mod probe;
+mod timer;
+mod tools;
+
+use crate::expect::FAULTS;
+use crate::framework::{Ctx, Scenario};
+use crate::stub::Trace;
+use crate::watchdog::{ChildOp, OpResult, WdFile};
+
+/// Stub configs: the AMT watchdog client with protocol version 1 or 2.
+pub const V1: &str = "wd=1 version=1 notify=1";
+pub const V2: &str = "wd=1 version=2 notify=1";
+
+pub fn all() -> Vec<Scenario> {
+    let mut v = vec![
+        Scenario::new("probe_v1", probe::probe_v1),
+        Scenario::new("probe_v2", probe::probe_v2),
+        Scenario::new("amt_disabled", probe::amt_disabled),
+        Scenario::new("probe_legacy_hbm", probe::legacy_hbm),
+        Scenario::new("probe_notify_refused", probe::notify_refused),
+        Scenario::new("sysfs_identity", ops::sysfs_identity),
+        Scenario::new("open_close", ops::open_close),
+        Scenario::new("keepalive", ops::keepalive),
+        Scenario::new("keepalive_v1", ops::keepalive_v1),
+        Scenario::new("settimeout", ops::settimeout),
+        Scenario::new("notreq_probe", notify::notreq_probe),
+        Scenario::new("notreq_running", notify::notreq_running),
+        Scenario::new("notify_registered", notify::notify_registered),
+        Scenario::new("unbind_bind", lifecycle::unbind_bind),
+        Scenario::new("rmmod_insmod", lifecycle::rmmod_insmod),
+        Scenario::new("reset_open", lifecycle::reset_open),
+        Scenario::new("two_devices", lifecycle::two_devices),
+    ];
+    v.extend(
+        FAULTS
+            .iter()
+            .map(|case| Scenario::new(case.scenario, move |ctx| fault::fault(ctx, case))),
+    );
+    v.extend([
+        Scenario::new("timer_expiry", timer::timer_expiry),
+        Scenario::new("timer_clean_stop", timer::timer_clean_stop),
+        Scenario::new("wdctl", tools::wdctl),
+        Scenario::new("watchdog_test", tools::watchdog_test),
+        Scenario::new("watchdog_test_daemon", tools::watchdog_test_daemon),
+    ]);
+    v
+}
+
+/// Runs an operation that must succeed within the normal bound; returns the
+/// ioctl's value (bytes written for a write).
+fn op_ok(ctx: &Ctx, f: &WdFile, op: ChildOp) -> Result<i32, String> {
+    let r = f.bounded(op, ctx.t.op)?;
+    match r.result {
+        OpResult::Ok(v) => Ok(v),
+        _ => Err(format!("{op:?}: {r}")),
+    }
+}
+
+/// Checks that `needles` occur in this order (each after the previous one).
+fn in_order(t: &Trace, needles: &[&str]) -> Result<(), String> {
+    let lines: Vec<&str> = t.lines().collect();
+    let mut from = 0;
+    for needle in needles {
+        match lines[from..].iter().position(|l| l.contains(needle)) {
+            Some(i) => from += i + 1,
+            None => {
+                return Err(format!(
+                    "trace: expected {needles:?} in this order, missing {needle:?}:\n{}",
+                    t.text
+                ))
+            }
+        }
+    }
+    Ok(())
+}

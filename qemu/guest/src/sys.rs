@@ -1,0 +1,154 @@
+//! The few C library calls std does not wrap: watchdog ioctls, the
+//! close-on-exec flag and kill(2). All `unsafe` of the crate lives here.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::raw::{c_int, c_ulong};
+
+mod ffi {
+    use std::os::raw::{c_int, c_ulong};
+
+    extern "C" {
+        pub fn ioctl(fd: c_int, request: c_ulong, ...) -> c_int;
+        pub fn fcntl(fd: c_int, cmd: c_int, ...) -> c_int;
+        pub fn kill(pid: c_int, sig: c_int) -> c_int;
+    }
+}
+
+const F_GETFD: c_int = 1;
+const F_SETFD: c_int = 2;
+const FD_CLOEXEC: c_int = 1;
+
+pub const SIGTERM: c_int = 15;
+
+/// `_IOC(dir, 'W', nr, size)` from include/uapi/asm-generic/ioctl.h.
+const fn wdioc(dir: c_ulong, nr: c_ulong, size: usize) -> c_ulong {
+    (dir << 30) | ((size as c_ulong) << 16) | ((b'W' as c_ulong) << 8) | nr
+}
+const IOC_READ: c_ulong = 2;
+const IOC_READ_WRITE: c_ulong = 3;
+const INT: usize = std::mem::size_of::<c_int>();
+
+const WDIOC_GETSUPPORT: c_ulong = wdioc(IOC_READ, 0, std::mem::size_of::<WatchdogInfo>());
+
+/// Watchdog ioctls whose argument is a single `int` (read, written or both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntIoctl {
+    GetStatus,
+    GetBootStatus,
+    Keepalive,
+    SetTimeout,
+    GetTimeout,
+    SetPretimeout,
+    GetPretimeout,
+    GetTimeleft,
+}
+
+impl IntIoctl {
+    fn request(self) -> c_ulong {
+        match self {
+            IntIoctl::GetStatus => wdioc(IOC_READ, 1, INT),
+            IntIoctl::GetBootStatus => wdioc(IOC_READ, 2, INT),
+            IntIoctl::Keepalive => wdioc(IOC_READ, 5, INT),
+            IntIoctl::SetTimeout => wdioc(IOC_READ_WRITE, 6, INT),
+            IntIoctl::GetTimeout => wdioc(IOC_READ, 7, INT),
+            IntIoctl::SetPretimeout => wdioc(IOC_READ_WRITE, 8, INT),
+            IntIoctl::GetPretimeout => wdioc(IOC_READ, 9, INT),
+            IntIoctl::GetTimeleft => wdioc(IOC_READ, 10, INT),
+        }
+    }
+}
+
+/// `struct watchdog_info` from include/uapi/linux/watchdog.h.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WatchdogInfo {
+    pub options: u32,
+    pub firmware_version: u32,
+    pub identity: [u8; 32],
+}
+
+impl WatchdogInfo {
+    /// The identity up to its NUL terminator.
+    pub fn identity(&self) -> String {
+        let end = self.identity.iter().position(|&b| b == 0).unwrap_or(32);
+        String::from_utf8_lossy(&self.identity[..end]).into_owned()
+    }
+}
+
+/// Issues an int-argument watchdog ioctl with `value` as the argument and
+/// returns the (possibly updated) argument.
+pub fn ioctl_int(fd: &impl AsRawFd, request: IntIoctl, value: i32) -> io::Result<i32> {
+    let mut arg: c_int = value;
+    // SAFETY: every `IntIoctl` request reads and/or writes exactly one `int`
+    // through its argument, and `arg` is a live, writable `c_int`.
+    let ret = unsafe { ffi::ioctl(fd.as_raw_fd(), request.request(), &mut arg as *mut c_int) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(arg)
+}
+
+/// WDIOC_GETSUPPORT.
+pub fn get_support(fd: &impl AsRawFd) -> io::Result<WatchdogInfo> {
+    let mut info = WatchdogInfo::default();
+    // SAFETY: WDIOC_GETSUPPORT writes one `struct watchdog_info`, which
+    // `WatchdogInfo` mirrors field for field (`repr(C)`), into `info`.
+    let ret = unsafe {
+        ffi::ioctl(
+            fd.as_raw_fd(),
+            WDIOC_GETSUPPORT,
+            &mut info as *mut WatchdogInfo,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info)
+}
+
+/// Lets `fd` survive exec (or not), so a child can use the same open file.
+pub fn set_inheritable(fd: &impl AsRawFd, inheritable: bool) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: F_GETFD takes no argument and only reads the fd flags.
+    let flags = unsafe { ffi::fcntl(raw, F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let flags = if inheritable {
+        flags & !FD_CLOEXEC
+    } else {
+        flags | FD_CLOEXEC
+    };
+    // SAFETY: F_SETFD takes an int flag argument and changes only the flags
+    // of `raw`, which `fd` keeps open for the duration of the call.
+    if unsafe { ffi::fcntl(raw, F_SETFD, flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Takes ownership of a file descriptor inherited from the parent process.
+pub fn inherited_file(fd: RawFd) -> io::Result<File> {
+    if fd <= 2 {
+        return Err(io::Error::from_raw_os_error(9)); // EBADF: not ours to take
+    }
+    // SAFETY: F_GETFD takes no argument; it only checks that `fd` is open.
+    if unsafe { ffi::fcntl(fd, F_GETFD) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is open (checked above), was handed to this process by the
+    // parent for its exclusive use, and nothing else in the process owns it.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Sends `sig` to process `pid`.
+pub fn send_signal(pid: u32, sig: c_int) -> io::Result<()> {
+    let pid = c_int::try_from(pid).map_err(|_| io::Error::from_raw_os_error(3))?;
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    if unsafe { ffi::kill(pid, sig) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

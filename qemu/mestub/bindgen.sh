@@ -1,0 +1,23 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Run bindgen for this module, blocklisting every type kernel::bindings
+# already has so that those are imported from it instead of duplicated.
+# (Thousands of names: too long for one make recipe line, fine for exec.)
+#
+#   bindgen.sh BINDGEN HEADER OUT KERNEL_BINDINGS PARAMS... -- CFLAGS...
+set -e
+bindgen=$1 header=$2 out=$3 kernel_bindings=$4
+shift 4
+# Only complete types: forward declarations there (`_unused: [u8; 0]`, or
+# `_address: u8` for a type bindgen did not see the body of) get their full
+# definition here.
+blocklist=$(awk '
+	/^pub (struct|union|type) / { name = $3; sub(/[^A-Za-z0-9_].*/, "", name) }
+	/^pub type / { print "^" name "$"; next }
+	/^pub (struct|union) / { pending = name; next }
+	pending != "" { if ($0 !~ /_unused: \[u8; 0\]|_address: u8/) print "^" pending "$"; pending = "" }
+' "$kernel_bindings")
+for name in $blocklist; do
+	set -- --blocklist-type "$name" "$@"
+done
+exec "$bindgen" "$header" -o "$out" "$@"

@@ -1,0 +1,888 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Stubbed Intel ME device for testing MEI client drivers in a VM.
+//!
+//! Each stub device is a `struct mei_device` on a platform-device parent with
+//! its own `struct mei_hw_ops` (modelled on `platform-vsc.c`): host writes go
+//! to the firmware model in `fw.rs`, and a work item plays the interrupt
+//! thread (as the reverted `hw-virtio.c` did), feeding the model's messages
+//! to the MEI core's read, write and completion handlers.
+//!
+//! Controls live in debugfs under `mei_stub/`: `add` and `remove` create and
+//! destroy devices; each `me<N>/` has `config`, `ctl`, `trace` and `timer`.
+
+use core::fmt::Write;
+use core::mem::{offset_of, MaybeUninit};
+use core::pin::Pin;
+use core::ptr::{addr_of_mut, null_mut};
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
+use kernel::ffi::{c_char, c_int, c_ulong, c_void};
+use kernel::prelude::*;
+use kernel::sync::Mutex;
+use kernel::types::Opaque;
+use kernel::str::CString;
+use kernel::uaccess::UserSlice;
+use kernel::{c_str, new_mutex, static_lock_class};
+
+/// The firmware model; some of its API only serves the host tests.
+#[path = "fw.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod fw;
+
+/// Build-time bindings of the MEI core's internal API.
+#[allow(
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    dead_code,
+    improper_ctypes,
+    unreachable_pub,
+    unsafe_op_in_unsafe_fn,
+    clippy::all,
+    clippy::undocumented_unsafe_blocks
+)]
+mod bindings {
+    pub(crate) use kernel::bindings::*;
+    use kernel::ffi;
+    include!("mei_stub_bindings_generated.rs");
+}
+
+use bindings::{mei_device, mei_hw_ops};
+use fw::Firmware;
+
+module! {
+    type: MeiStubModule,
+    name: "mei_stub",
+    author: "mei_wdt-rs developers",
+    description: "Stubbed Intel ME device with an AMT watchdog client, for tests",
+    license: "GPL",
+}
+
+/// Host buffer depth in 4-byte slots.
+const HBUF_DEPTH: u32 = 128;
+/// Largest control string accepted from userspace.
+const MAX_CTL: usize = 256;
+/// Most stub devices at once.
+const MAX_DEVICES: usize = 8;
+
+/// The C key of a lockdep class.
+fn lock_class(key: &'static kernel::sync::LockClassKey) -> *mut bindings::lock_class_key {
+    // `LockClassKey` is a transparent wrapper of the C key.
+    (key as *const kernel::sync::LockClassKey)
+        .cast_mut()
+        .cast()
+}
+
+fn now_ms() -> u64 {
+    // SAFETY: `ktime_get` has no preconditions.
+    let ns = unsafe { bindings::ktime_get() };
+    (ns / 1_000_000) as u64
+}
+
+/// Raw pointers owned by a stub device; only used from the stub's own code.
+struct Raw<T>(*mut T);
+
+// SAFETY: the pointees are kernel objects usable from any thread; the stub
+// serializes their setup and teardown under the registry lock.
+unsafe impl<T> Send for Raw<T> {}
+// SAFETY: as above; shared access only passes the pointer to the C API.
+unsafe impl<T> Sync for Raw<T> {}
+
+/// One stubbed ME device.
+#[pin_data(PinnedDrop)]
+struct Stub {
+    index: u32,
+    #[pin]
+    fw: Mutex<Firmware>,
+    /// The interrupt thread: drains firmware messages into the MEI core and
+    /// runs the firmware clock.
+    #[pin]
+    service: Opaque<bindings::delayed_work>,
+    stopping: AtomicBool,
+    hw_ready: AtomicBool,
+    host_ready: AtomicBool,
+    mei: Raw<mei_device>,
+    pdev: Raw<bindings::platform_device>,
+    dir: Raw<bindings::dentry>,
+}
+
+// SAFETY: the work item is only touched through the workqueue API, which
+// is thread safe; all other mutable state is behind `fw` or atomics.
+unsafe impl Send for Stub {}
+// SAFETY: as above.
+unsafe impl Sync for Stub {}
+
+impl Stub {
+    /// Returns the stub that owns `dev`.
+    ///
+    /// # Safety
+    ///
+    /// `dev` must be a `mei_device` created by [`Stub::start`], whose `hw`
+    /// area holds the stub's address, and the stub must outlive the
+    /// returned reference (it does: it stops the device before it is freed).
+    unsafe fn from_mei<'a>(dev: *const mei_device) -> &'a Stub {
+        // SAFETY: per the function's contract the `hw` area holds a valid
+        // `*const Stub`.
+        unsafe {
+            let hw = dev.cast::<u8>().add(offset_of!(mei_device, hw));
+            &*hw.cast::<*const Stub>().read()
+        }
+    }
+
+    fn new(index: u32, config: fw::Config) -> impl PinInit<Self, Error> {
+        try_pin_init!(Stub {
+            index,
+            fw <- new_mutex!(Firmware::new(config)),
+            // SAFETY: the work and timer are initialised in place before
+            // anyone can queue them; `service_fn` is the work function.
+            service <- unsafe {
+                Opaque::ffi_init(|slot: *mut bindings::delayed_work| {
+                    core::ptr::write_bytes(slot, 0, 1);
+                    bindings::init_work_with_key(
+                        addr_of_mut!((*slot).work),
+                        Some(service_fn),
+                        false,
+                        c_str!("mei_stub_service").as_char_ptr(),
+                        lock_class(static_lock_class!()),
+                    );
+                    bindings::init_timer_key(
+                        addr_of_mut!((*slot).timer),
+                        Some(bindings::delayed_work_timer_fn),
+                        bindings::TIMER_IRQSAFE,
+                        c_str!("mei_stub_service_timer").as_char_ptr(),
+                        lock_class(static_lock_class!()),
+                    );
+                })
+            },
+            stopping: AtomicBool::new(false),
+            hw_ready: AtomicBool::new(false),
+            host_ready: AtomicBool::new(false),
+            mei: Raw(null_mut()),
+            pdev: Raw(null_mut()),
+            dir: Raw(null_mut()),
+        })
+    }
+
+    /// Queues the interrupt thread after `delay_ms`, or sooner if already
+    /// queued for later.
+    fn kick(&self, delay_ms: u64) {
+        if self.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        let delay = delay_ms.min(60_000) as u32;
+        // SAFETY: `service` was initialised in `new` and is cancelled in
+        // `stop` before the stub is freed; `system_wq` is always valid.
+        unsafe {
+            let jiffies = bindings::__msecs_to_jiffies(delay);
+            bindings::mod_delayed_work_on(
+                bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
+                bindings::system_wq,
+                self.service.get(),
+                jiffies,
+            );
+        }
+    }
+
+    /// Re-queues the interrupt thread for the model's next deadline.
+    fn schedule_next(&self) {
+        let now = now_ms();
+        let next = {
+            let mut fw = self.fw.lock();
+            if fw.rx_pending(now) {
+                Some(now)
+            } else {
+                fw.next_deadline()
+            }
+        };
+        if let Some(at) = next {
+            self.kick(at.saturating_sub(now));
+        }
+    }
+
+    /// The interrupt thread body: modelled on `mei_vsc_event_cb`.
+    fn service(&self) {
+        let mei = self.mei.0;
+        let now = now_ms();
+        self.fw.lock().tick(now);
+        // SAFETY: `mei` is valid until `stop` has cancelled this work; the
+        // MEI core requires `device_lock` around its interrupt handlers.
+        unsafe {
+            bindings::mutex_lock(addr_of_mut!((*mei).device_lock));
+            let state = (*mei).dev_state;
+            let active = state != bindings::mei_dev_state_MEI_DEV_RESETTING
+                && state != bindings::mei_dev_state_MEI_DEV_INITIALIZING
+                && state != bindings::mei_dev_state_MEI_DEV_POWER_DOWN
+                && state != bindings::mei_dev_state_MEI_DEV_DISABLED;
+            if active {
+                let mut cmpl = MaybeUninit::<bindings::list_head>::uninit();
+                let cmpl = cmpl.as_mut_ptr();
+                (*cmpl).next = cmpl;
+                (*cmpl).prev = cmpl;
+                let mut ok = true;
+                while self.fw.lock().rx_pending(now) {
+                    let mut slots = self.fw.lock().rx_slots();
+                    let ret = bindings::mei_irq_read_handler(mei, cmpl, &mut slots);
+                    if ret != 0 {
+                        if ret != -(bindings::ENODATA as c_int) {
+                            pr_err!("me{}: read handler failed: {}\n", self.index, ret);
+                            bindings::queue_work_on(
+                                bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
+                                bindings::system_wq,
+                                addr_of_mut!((*mei).reset_work),
+                            );
+                        }
+                        ok = false;
+                        break;
+                    }
+                }
+                if ok {
+                    (*mei).hbuf_is_ready = true;
+                    let ret = bindings::mei_irq_write_handler(mei, cmpl);
+                    if ret != 0 {
+                        pr_err!("me{}: write handler failed: {}\n", self.index, ret);
+                    }
+                    (*mei).hbuf_is_ready = true;
+                }
+                bindings::mei_irq_compl_handler(mei, cmpl);
+            }
+            bindings::mutex_unlock(addr_of_mut!((*mei).device_lock));
+        }
+        self.schedule_next();
+    }
+
+    /// Creates the platform device and the `mei_device` and starts the MEI
+    /// core on them.
+    fn start(self: Pin<&mut Self>) -> Result {
+        // SAFETY: we never move out of the pinned stub; only plain fields
+        // are written.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: the name is a static C string; the id is unique.
+        let pdev = unsafe {
+            bindings::platform_device_alloc(
+                c_str!("mei_stub").as_char_ptr(),
+                this.index as c_int,
+            )
+        };
+        if pdev.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: `pdev` was just allocated.
+        let ret = unsafe { bindings::platform_device_add(pdev) };
+        if ret != 0 {
+            // SAFETY: `pdev` was allocated and not added.
+            unsafe { bindings::platform_device_put(pdev) };
+            return Err(Error::from_errno(ret));
+        }
+        this.pdev = Raw(pdev);
+        let size = core::mem::size_of::<mei_device>() + core::mem::size_of::<*const Stub>();
+        // SAFETY: plain allocation; freed in `stop`.
+        let mei = unsafe { bindings::__kmalloc_noprof(size, bindings::GFP_KERNEL | bindings::__GFP_ZERO) }
+            .cast::<mei_device>();
+        if mei.is_null() {
+            // SAFETY: `pdev` was added above.
+            unsafe { bindings::platform_device_unregister(pdev) };
+            this.pdev = Raw(null_mut());
+            return Err(ENOMEM);
+        }
+        this.mei = Raw(mei);
+        // SAFETY: `mei` is a zeroed allocation with room for the `hw` area,
+        // which holds this pinned stub's address for the hw ops; `pdev` is a
+        // registered device that outlives the `mei_device`.
+        unsafe {
+            let hw = mei.cast::<u8>().add(offset_of!(mei_device, hw));
+            hw.cast::<*const Stub>().write(this as *const Stub);
+            let parent = addr_of_mut!((*pdev).dev);
+            bindings::mei_device_init(mei, parent, false, &HW_OPS);
+            (*mei).kind = c_str!("stub").as_char_ptr();
+            let ret = bindings::mei_start(mei);
+            if ret != 0 {
+                pr_err!("me{}: mei_start failed: {}\n", this.index, ret);
+                this.teardown(false);
+                return Err(Error::from_errno(ret));
+            }
+            let ret = bindings::mei_register(mei, parent);
+            if ret != 0 {
+                pr_err!("me{}: mei_register failed: {}\n", this.index, ret);
+                bindings::mei_stop(mei);
+                this.teardown(false);
+                return Err(Error::from_errno(ret));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the MEI core and frees the device (`registered`: mei_register
+    /// succeeded).
+    fn teardown(&mut self, registered: bool) {
+        let mei = self.mei.0;
+        if !mei.is_null() {
+            if registered {
+                // SAFETY: `mei` was started and registered in `start`.
+                unsafe { bindings::mei_stop(mei) };
+            }
+            self.stopping.store(true, Ordering::Release);
+            // SAFETY: the work was initialised in `new`; `stopping` keeps it
+            // from re-queueing itself, and the MEI core is stopped.
+            unsafe {
+                bindings::cancel_delayed_work_sync(self.service.get());
+                bindings::mei_cancel_work(mei);
+                if registered {
+                    bindings::mei_deregister(mei);
+                }
+                bindings::kfree(mei.cast());
+            }
+            self.mei = Raw(null_mut());
+        }
+        if !self.pdev.0.is_null() {
+            // SAFETY: the platform device was added in `start`, and the
+            // `mei_device` that used it as parent is gone.
+            unsafe { bindings::platform_device_unregister(self.pdev.0) };
+            self.pdev = Raw(null_mut());
+        }
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Stub {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: teardown does not move the stub.
+        let this = unsafe { self.get_unchecked_mut() };
+        if !this.dir.0.is_null() {
+            // SAFETY: removing the directory waits for running file
+            // operations, so none can reach the stub afterwards.
+            unsafe { bindings::debugfs_remove(this.dir.0) };
+        }
+        let registered = !this.mei.0.is_null();
+        this.teardown(registered);
+    }
+}
+
+/// Probe of the stub's platform driver: the MEI device is set up by
+/// [`Stub::start`] once the platform device is bound.
+unsafe extern "C" fn pdev_probe(_pdev: *mut bindings::platform_device) -> c_int {
+    0
+}
+
+/// Work function of [`Stub::service`].
+///
+/// # Safety
+///
+/// Called by the workqueue with the `work` member of a stub's `service`.
+unsafe extern "C" fn service_fn(work: *mut bindings::work_struct) {
+    // SAFETY: `work` is the first member of the `delayed_work` embedded in
+    // a live `Stub` at offset `service` (`Opaque` is transparent).
+    let stub = unsafe { &*work.cast::<u8>().sub(offset_of!(Stub, service)).cast::<Stub>() };
+    stub.service();
+}
+
+// The hw ops. Each is called by the MEI core with a `mei_device` created by
+// `Stub::start`, which satisfies `Stub::from_mei`.
+
+unsafe extern "C" fn host_is_ready(dev: *mut mei_device) -> bool {
+    // SAFETY: see the hw ops note above.
+    unsafe { Stub::from_mei(dev) }.host_ready.load(Ordering::Acquire)
+}
+
+unsafe extern "C" fn hw_is_ready(dev: *mut mei_device) -> bool {
+    // SAFETY: see the hw ops note above.
+    unsafe { Stub::from_mei(dev) }.hw_ready.load(Ordering::Acquire)
+}
+
+unsafe extern "C" fn hw_reset(dev: *mut mei_device, _intr_enable: bool) -> c_int {
+    // SAFETY: see the hw ops note above.
+    let stub = unsafe { Stub::from_mei(dev) };
+    stub.hw_ready.store(false, Ordering::Release);
+    stub.host_ready.store(false, Ordering::Release);
+    stub.fw.lock().link_reset();
+    0
+}
+
+unsafe extern "C" fn hw_start(dev: *mut mei_device) -> c_int {
+    // SAFETY: see the hw ops note above.
+    let stub = unsafe { Stub::from_mei(dev) };
+    stub.host_ready.store(true, Ordering::Release);
+    stub.hw_ready.store(true, Ordering::Release);
+    0
+}
+
+unsafe extern "C" fn hw_config(_dev: *mut mei_device) -> c_int {
+    0
+}
+
+unsafe extern "C" fn fw_status(_dev: *mut mei_device, sts: *mut bindings::mei_fw_status) -> c_int {
+    if sts.is_null() {
+        return -(bindings::EINVAL as c_int);
+    }
+    // SAFETY: the caller passes a valid `mei_fw_status`.
+    unsafe { (*sts).count = 0 };
+    0
+}
+
+unsafe extern "C" fn pg_state(_dev: *mut mei_device) -> bindings::mei_pg_state {
+    bindings::mei_pg_state_MEI_PG_OFF
+}
+
+unsafe extern "C" fn no_bool(_dev: *mut mei_device) -> bool {
+    false
+}
+
+unsafe extern "C" fn no_op(_dev: *mut mei_device) {}
+
+unsafe extern "C" fn hbuf_free_slots(_dev: *mut mei_device) -> c_int {
+    HBUF_DEPTH as c_int
+}
+
+unsafe extern "C" fn hbuf_is_ready(_dev: *mut mei_device) -> bool {
+    true
+}
+
+unsafe extern "C" fn hbuf_depth(_dev: *const mei_device) -> u32 {
+    HBUF_DEPTH
+}
+
+unsafe extern "C" fn write(
+    dev: *mut mei_device,
+    hdr: *const c_void,
+    hdr_len: usize,
+    data: *const c_void,
+    data_len: usize,
+) -> c_int {
+    if hdr.is_null() || hdr_len < 4 || (data.is_null() && data_len > 0) {
+        return -(bindings::EINVAL as c_int);
+    }
+    // SAFETY: see the hw ops note above; the core passes `hdr_len` bytes
+    // of header and `data_len` bytes of data.
+    let (stub, hdr, data) = unsafe {
+        let data = if data_len > 0 {
+            core::slice::from_raw_parts(data.cast::<u8>(), data_len)
+        } else {
+            &[]
+        };
+        (Stub::from_mei(dev), hdr.cast::<u32>().read_unaligned(), data)
+    };
+    stub.fw.lock().host_write(hdr, data, now_ms());
+    // The host buffer is free again at once: tell the core, as an
+    // interrupt would.
+    stub.kick(0);
+    0
+}
+
+unsafe extern "C" fn rdbuf_full_slots(dev: *mut mei_device) -> c_int {
+    // SAFETY: see the hw ops note above.
+    unsafe { Stub::from_mei(dev) }.fw.lock().rx_slots()
+}
+
+unsafe extern "C" fn read_hdr(dev: *const mei_device) -> u32 {
+    // SAFETY: see the hw ops note above.
+    unsafe { Stub::from_mei(dev) }.fw.lock().rx_header()
+}
+
+unsafe extern "C" fn read(dev: *mut mei_device, buf: *mut u8, len: c_ulong) -> c_int {
+    if buf.is_null() && len > 0 {
+        return -(bindings::EINVAL as c_int);
+    }
+    // SAFETY: see the hw ops note above; the core passes a buffer of `len`
+    // bytes.
+    let (stub, buf) = unsafe {
+        let buf = if len > 0 {
+            core::slice::from_raw_parts_mut(buf, len as usize)
+        } else {
+            &mut []
+        };
+        (Stub::from_mei(dev), buf)
+    };
+    stub.fw.lock().rx_payload(buf);
+    0
+}
+
+static HW_OPS: mei_hw_ops = mei_hw_ops {
+    host_is_ready: Some(host_is_ready),
+    hw_is_ready: Some(hw_is_ready),
+    hw_reset: Some(hw_reset),
+    hw_start: Some(hw_start),
+    hw_config: Some(hw_config),
+    fw_status: Some(fw_status),
+    trc_status: None,
+    pg_state: Some(pg_state),
+    pg_in_transition: Some(no_bool),
+    pg_is_enabled: Some(no_bool),
+    intr_clear: Some(no_op),
+    intr_enable: Some(no_op),
+    intr_disable: Some(no_op),
+    synchronize_irq: Some(no_op),
+    hbuf_free_slots: Some(hbuf_free_slots),
+    hbuf_is_ready: Some(hbuf_is_ready),
+    hbuf_depth: Some(hbuf_depth),
+    write: Some(write),
+    rdbuf_full_slots: Some(rdbuf_full_slots),
+    read_hdr: Some(read_hdr),
+    read: Some(read),
+};
+
+/// Text written to a debugfs file, formatted when the file is opened so
+/// that reads at any offset see one consistent snapshot.
+struct Snapshot(KVec<u8>);
+
+impl Write for Snapshot {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0
+            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
+            .map_err(|_| core::fmt::Error)
+    }
+}
+
+/// What a debugfs file shows or does.
+#[derive(Clone, Copy)]
+enum FileKind {
+    Add,
+    Remove,
+    Config,
+    Ctl,
+    Trace,
+    Timer,
+}
+
+/// Copies a control string from userspace.
+fn read_user(buf: *const c_char, len: usize) -> Result<([u8; MAX_CTL], usize)> {
+    if len > MAX_CTL {
+        return Err(EINVAL);
+    }
+    let mut out = [0u8; MAX_CTL];
+    UserSlice::new(buf as usize, len)
+        .reader()
+        .read_slice(&mut out[..len])?;
+    Ok((out, len))
+}
+
+fn as_text(buf: &[u8]) -> Result<&str> {
+    core::str::from_utf8(buf).map_err(|_| EINVAL).map(str::trim)
+}
+
+/// The registry of stub devices, owner of the debugfs tree.
+#[pin_data]
+struct Registry {
+    #[pin]
+    devices: Mutex<KVec<Option<Pin<KBox<Stub>>>>>,
+    /// The MEI core takes the module owner from the parent's driver, so
+    /// the platform devices get one.
+    #[pin]
+    pdrv: Opaque<bindings::platform_driver>,
+    root: Raw<bindings::dentry>,
+    fops: Fops,
+}
+
+/// The file operations of our debugfs files, one per [`FileKind`].
+struct Fops([bindings::file_operations; 6]);
+
+// SAFETY: the operations table is immutable after init; its `owner` pointer
+// is only read by the VFS.
+unsafe impl Send for Fops {}
+// SAFETY: as above.
+unsafe impl Sync for Fops {}
+
+// SAFETY: the platform driver is only passed to the driver core, which
+// serializes access to it; everything else is `Send`/`Sync` or immutable.
+unsafe impl Send for Registry {}
+// SAFETY: as above.
+unsafe impl Sync for Registry {}
+
+impl Registry {
+    fn fops(&self, kind: FileKind) -> *const bindings::file_operations {
+        &self.fops.0[kind as usize]
+    }
+
+    fn create_file(
+        &self,
+        name: &CStr,
+        mode: u16,
+        parent: *mut bindings::dentry,
+        data: *mut c_void,
+        kind: FileKind,
+    ) {
+        // SAFETY: `parent` is our debugfs directory; `data` outlives the
+        // file (files are removed before their data is freed); the fops live
+        // in the registry, which outlives every file.
+        unsafe {
+            bindings::debugfs_create_file(name.as_char_ptr(), mode, parent, data, self.fops(kind));
+        }
+    }
+
+    /// Creates and starts device `me<N>` with `config`.
+    fn add(&self, config: fw::Config) -> Result {
+        let mut devices = self.devices.lock();
+        if devices.iter().flatten().count() >= MAX_DEVICES {
+            return Err(ENOSPC);
+        }
+        let index = devices.len() as u32;
+        let mut stub = KBox::pin_init(Stub::new(index, config), GFP_KERNEL)?;
+        stub.as_mut().start()?;
+        let name = CString::try_from_fmt(kernel::fmt!("me{index}"))?;
+        // SAFETY: `name` is a C string; `root` is our debugfs directory.
+        let dir = unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), self.root.0) };
+        let data = (&*stub as *const Stub).cast_mut().cast::<c_void>();
+        // SAFETY: only a plain field is written; the stub stays pinned.
+        unsafe { stub.as_mut().get_unchecked_mut().dir = Raw(dir) };
+        self.create_file(c_str!("config"), 0o600, dir, data, FileKind::Config);
+        self.create_file(c_str!("ctl"), 0o200, dir, data, FileKind::Ctl);
+        self.create_file(c_str!("trace"), 0o400, dir, data, FileKind::Trace);
+        self.create_file(c_str!("timer"), 0o400, dir, data, FileKind::Timer);
+        devices.push(Some(stub), GFP_KERNEL)?;
+        Ok(())
+    }
+
+    fn remove(&self, index: usize) -> Result {
+        let stub = {
+            let mut devices = self.devices.lock();
+            devices.get_mut(index).and_then(Option::take).ok_or(ENOENT)?
+        };
+        drop(stub);
+        Ok(())
+    }
+}
+
+/// Maps a file to its kind, from the fops it was created with.
+fn kind_of(reg: &Registry, file: *mut bindings::file) -> Option<FileKind> {
+    // SAFETY: `file` is an open debugfs file; its `f_op` is debugfs' proxy,
+    // so look at the real fops via the inode's private data instead: every
+    // file we create has a distinct fops, found by `debugfs_real_fops`.
+    let real = unsafe { bindings::debugfs_real_fops(file) };
+    [
+        FileKind::Add,
+        FileKind::Remove,
+        FileKind::Config,
+        FileKind::Ctl,
+        FileKind::Trace,
+        FileKind::Timer,
+    ]
+    .into_iter()
+    .find(|&k| core::ptr::eq(reg.fops(k), real))
+}
+
+/// The registry, set while the module is loaded.
+static REGISTRY: core::sync::atomic::AtomicPtr<Registry> =
+    core::sync::atomic::AtomicPtr::new(null_mut());
+
+fn registry<'a>() -> Option<&'a Registry> {
+    let p = REGISTRY.load(Ordering::Acquire);
+    // SAFETY: the registry is published after initialisation and cleared
+    // before it is dropped, after the debugfs tree (our only caller) is gone.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// Private data of a debugfs file: the stub or the registry.
+///
+/// # Safety
+///
+/// `file` must be an open file of ours.
+unsafe fn file_data(file: *mut bindings::file) -> *mut c_void {
+    // SAFETY: per the contract, `file` is open, so its inode is valid.
+    unsafe { (*(*file).f_inode).i_private }
+}
+
+unsafe extern "C" fn ctl_write(
+    file: *mut bindings::file,
+    buf: *const c_char,
+    len: usize,
+    _pos: *mut bindings::loff_t,
+) -> isize {
+    let Some(reg) = registry() else {
+        return -(bindings::ENODEV as isize);
+    };
+    let res = (|| -> Result {
+        let (raw, n) = read_user(buf, len)?;
+        let text = as_text(&raw[..n])?;
+        // SAFETY: the kernel calls us with an open file of ours.
+        let data = unsafe { file_data(file) };
+        match kind_of(reg, file) {
+            Some(FileKind::Add) => {
+                let mut config = fw::Config::default();
+                config.apply(text).map_err(|_| EINVAL)?;
+                reg.add(config)
+            }
+            Some(FileKind::Remove) => {
+                let index = text.parse::<usize>().map_err(|_| EINVAL)?;
+                reg.remove(index)
+            }
+            Some(FileKind::Config) => {
+                // SAFETY: a config file's data is its live stub.
+                let stub = unsafe { &*data.cast::<Stub>() };
+                stub.fw.lock().config.apply(text).map_err(|_| EINVAL)
+            }
+            Some(FileKind::Ctl) => {
+                // SAFETY: a ctl file's data is its live stub.
+                let stub = unsafe { &*data.cast::<Stub>() };
+                stub_ctl(stub, text)
+            }
+            _ => Err(EINVAL),
+        }
+    })();
+    match res {
+        Ok(()) => len as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+fn stub_ctl(stub: &Stub, cmd: &str) -> Result {
+    match cmd {
+        "notify" => {
+            stub.fw.lock().notify(now_ms()).map_err(|e| match e {
+                fw::ActionError::NotConnected => Error::from_errno(-(bindings::ENOTCONN as c_int)),
+                fw::ActionError::Busy => EBUSY,
+            })?;
+            stub.kick(0);
+        }
+        "reset" => {
+            // What a firmware-initiated reset looks like to the core: the
+            // link goes down and the core's reset work restarts it.
+            stub.hw_ready.store(false, Ordering::Release);
+            stub.fw.lock().link_reset();
+            // SAFETY: the device is registered while its ctl file exists.
+            unsafe {
+                bindings::queue_work_on(
+                    bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
+                    bindings::system_wq,
+                    addr_of_mut!((*stub.mei.0).reset_work),
+                );
+            }
+        }
+        "clear" => stub.fw.lock().clear(),
+        _ => return Err(EINVAL),
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn snap_open(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    let Some(reg) = registry() else {
+        return -(bindings::ENODEV as c_int);
+    };
+    // SAFETY: called by the VFS with a valid inode and file of ours.
+    let stub = unsafe { &*(*inode).i_private.cast::<Stub>() };
+    let mut snap = Snapshot(KVec::new());
+    let res = {
+        let fw = stub.fw.lock();
+        match kind_of(reg, file) {
+            Some(FileKind::Config) => fw.config.write_to(&mut snap),
+            Some(FileKind::Trace) => fw.write_trace(&mut snap),
+            Some(FileKind::Timer) => fw.write_timer(&mut snap),
+            _ => Err(core::fmt::Error),
+        }
+    };
+    if res.is_err() {
+        return -(bindings::ENOMEM as c_int);
+    }
+    match KBox::new(snap, GFP_KERNEL) {
+        Ok(b) => {
+            // SAFETY: `file` is being opened; `private_data` is ours, and
+            // released in `snap_release`.
+            unsafe { (*file).private_data = KBox::into_raw(b).cast() };
+            0
+        }
+        Err(_) => -(bindings::ENOMEM as c_int),
+    }
+}
+
+unsafe extern "C" fn snap_read(
+    file: *mut bindings::file,
+    buf: *mut c_char,
+    len: usize,
+    pos: *mut bindings::loff_t,
+) -> isize {
+    // SAFETY: `private_data` is the snapshot set in `snap_open`.
+    let snap = unsafe { &*(*file).private_data.cast::<Snapshot>() };
+    // SAFETY: `buf`/`len`/`pos` come from the VFS; the source is our buffer.
+    unsafe {
+        bindings::simple_read_from_buffer(
+            buf.cast(),
+            len,
+            pos,
+            snap.0.as_ptr().cast(),
+            snap.0.len(),
+        )
+    }
+}
+
+unsafe extern "C" fn snap_release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    // SAFETY: `private_data` was set from `KBox::into_raw` in `snap_open`.
+    drop(unsafe { KBox::from_raw((*file).private_data.cast::<Snapshot>()) });
+    0
+}
+
+struct MeiStubModule {
+    registry: Pin<KBox<Registry>>,
+}
+
+impl kernel::Module for MeiStubModule {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        // SAFETY: an all-zero `file_operations` is a valid "no operations".
+        let none: bindings::file_operations = unsafe { core::mem::zeroed() };
+        let owner = module.as_ptr();
+        let write_only = bindings::file_operations {
+            owner,
+            write: Some(ctl_write),
+            ..none
+        };
+        let read_only = bindings::file_operations {
+            owner,
+            open: Some(snap_open),
+            read: Some(snap_read),
+            release: Some(snap_release),
+            ..none
+        };
+        let read_write = bindings::file_operations {
+            write: Some(ctl_write),
+            ..read_only
+        };
+        // Distinct fops per kind: `kind_of` tells files apart by them.
+        let fops = [write_only, write_only, read_write, write_only, read_only, read_only];
+        // SAFETY: creating a top-level debugfs directory.
+        let root = unsafe { bindings::debugfs_create_dir(c_str!("mei_stub").as_char_ptr(), null_mut()) };
+        let registry = KBox::pin_init(
+            pin_init!(Registry {
+                devices <- new_mutex!(KVec::new()),
+                root: Raw(root),
+                fops: Fops(fops),
+                // SAFETY: a zeroed driver with a name and a probe is valid;
+                // it is registered below, once pinned.
+                pdrv <- unsafe {
+                    Opaque::ffi_init(|slot: *mut bindings::platform_driver| {
+                        core::ptr::write_bytes(slot, 0, 1);
+                        (*slot).probe = Some(pdev_probe);
+                        (*slot).driver.name = c_str!("mei_stub").as_char_ptr();
+                    })
+                },
+            }),
+            GFP_KERNEL,
+        )?;
+        let reg: &Registry = &registry;
+        // SAFETY: the driver is pinned in the registry and unregistered in
+        // `drop` before the registry is freed.
+        let ret = unsafe { bindings::__platform_driver_register(reg.pdrv.get(), module.as_ptr()) };
+        if ret != 0 {
+            // SAFETY: our directory, nothing in it yet.
+            unsafe { bindings::debugfs_remove(root) };
+            return Err(Error::from_errno(ret));
+        }
+        REGISTRY.store((reg as *const Registry).cast_mut(), Ordering::Release);
+        let data = (reg as *const Registry).cast_mut().cast::<c_void>();
+        reg.create_file(c_str!("add"), 0o200, root, data, FileKind::Add);
+        reg.create_file(c_str!("remove"), 0o200, root, data, FileKind::Remove);
+        Ok(MeiStubModule { registry })
+    }
+}
+
+impl Drop for MeiStubModule {
+    fn drop(&mut self) {
+        // SAFETY: removing the tree waits for running file operations, and
+        // no new ones start; only then is the registry unpublished.
+        unsafe { bindings::debugfs_remove(self.registry.root.0) };
+        REGISTRY.store(null_mut(), Ordering::Release);
+        let mut devices = self.registry.devices.lock();
+        for slot in devices.as_mut_slice() {
+            drop(slot.take());
+        }
+        drop(devices);
+        // SAFETY: registered in `init`; its devices are gone.
+        unsafe { bindings::platform_driver_unregister(self.registry.pdrv.get()) };
+    }
+}

@@ -1,0 +1,7 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* C API the ME stub binds: the MEI core's internal device interface. */
+#include <linux/debugfs.h>
+#include <linux/fs.h>
+#include <linux/platform_device.h>
+#include <linux/workqueue.h>
+#include "mei_dev.h"

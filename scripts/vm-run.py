@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""Boot the test VM, stream the guest's results and judge them.
+
+    vm-run.py --kernel BZIMAGE --initrd CPIO --driver c|rust
+              --kernel-flavor release|debug --suite NAME --golden-dir DIR
+              [--record] [--timeout SEC] [-v]
+
+The kernel log goes to ttyS0 (a file in the run directory; echoed with -v),
+the guest's results to ttyS1, one record per line:
+
+    RESULT <name> PASS | RESULT <name> FAIL <reason...>
+    TRACE <name> BEGIN ... TRACE <name> END
+    LOG <text>
+    DONE
+
+A scenario passes when the guest says PASS and its trace (if it sent one)
+equals GOLDEN_DIR/<name>.trace. With --record (C driver only) the traces of
+passing scenarios are written as the golden files instead. The kernel log
+is checked for warnings, oopses, sanitizer and lockdep reports, hung tasks
+and leaks (test `kernel-log`). The last line is `N passed, N failed`; the
+exit status is 0 iff nothing failed and the guest reached DONE.
+"""
+
+import argparse
+import datetime
+import difflib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# Kernel log lines that fail a run.
+KERNEL_LOG_PATTERNS = [
+    r"WARNING:",
+    r"BUG:",
+    r"kernel BUG at",
+    r"Oops",
+    r"KASAN",
+    r"UBSAN",
+    r"possible circular locking",
+    r"possible recursive locking",
+    r"inconsistent lock state",
+    r"lockdep is turned off",
+    r"DEBUG_LOCKS_WARN_ON",
+    r"INFO: task .* blocked for more than",
+    r"unreferenced object",
+    r"Kernel panic",
+    r"general protection fault",
+    r"ODEBUG",
+    r"list_add corruption",
+    r"list_del corruption",
+    r"refcount_t:",
+]
+KERNEL_LOG_RE = re.compile("|".join(KERNEL_LOG_PATTERNS))
+LOG_CONTEXT = 5  # lines shown around an offending kernel log line
+LOG_MAX_HITS = 20
+
+DEFAULT_TIMEOUT = {"release": 900, "debug": 3600}
+MEMORY_MB = {"release": 1024, "debug": 2048}
+# After DONE the guest powers off; without ACPI the kernel only halts, so
+# the halt message (or this many seconds) ends the run.
+EXIT_GRACE = 5
+HALT_RE = re.compile(r"reboot: (Power down|System halted|Power off not available|Restarting)")
+POLL_INTERVAL = 0.1
+KEEP_RUNS = 30
+
+
+def cache_dir():
+    """Mirrors CACHE_DIR in scripts/common.sh."""
+    if os.environ.get("MEI_WDT_CACHE"):
+        return Path(os.environ["MEI_WDT_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(base) / "mei-wdt-rs"
+
+
+class Tail:
+    """Complete lines appended to a file that another process writes."""
+
+    def __init__(self, path):
+        self.path = path
+        self.file = None
+        self.partial = b""
+
+    def poll(self):
+        if self.file is None:
+            try:
+                self.file = open(self.path, "rb")
+            except FileNotFoundError:
+                return []
+        data = self.file.read()
+        if not data:
+            return []
+        *lines, self.partial = (self.partial + data).split(b"\n")
+        return [decode(line) for line in lines]
+
+    def rest(self):
+        """Whatever follows the last newline, once the writer is gone."""
+        lines = self.poll()
+        if self.partial:
+            lines.append(decode(self.partial))
+            self.partial = b""
+        return lines
+
+
+def decode(raw):
+    return raw.decode("utf-8", errors="replace").rstrip("\r")
+
+
+class Run:
+    """Judges the result records as they arrive and keeps the tally."""
+
+    def __init__(self, args):
+        self.args = args
+        self.golden_dir = Path(args.golden_dir)
+        self.passed = 0
+        self.failed = 0
+        self.done = False
+        self.trace_name = None
+        self.trace_lines = []
+        self.traces = {}
+
+    def report(self, name, ok, reason="", detail=()):
+        if ok:
+            self.passed += 1
+            print(f"PASS {name}{reason}", flush=True)
+        else:
+            self.failed += 1
+            print(f"FAIL {name}: {reason}", flush=True)
+        for line in detail:
+            print(f"    {line}", flush=True)
+
+    def feed(self, line):
+        if self.trace_name is not None:
+            if line == f"TRACE {self.trace_name} END":
+                self.traces[self.trace_name] = self.trace_lines
+                self.trace_name = None
+            else:
+                self.trace_lines.append(line)
+            return
+        word, _, rest = line.partition(" ")
+        if word == "TRACE" and rest.endswith(" BEGIN"):
+            self.trace_name = rest[: -len(" BEGIN")]
+            self.trace_lines = []
+        elif word == "RESULT":
+            name, _, verdict = rest.partition(" ")
+            status, _, reason = verdict.partition(" ")
+            self.judge(name, status == "PASS", reason or verdict)
+        elif word == "LOG":
+            print(f"  {rest}", flush=True)
+        elif line == "DONE":
+            self.done = True
+        elif line.strip():
+            print(f"  (guest) {line}", flush=True)
+
+    def judge(self, name, guest_pass, reason):
+        trace = self.traces.pop(name, None)
+        golden = self.golden_dir / f"{name}.trace"
+        if trace is None:
+            self.report(name, guest_pass, "" if guest_pass else reason)
+            return
+        text = "".join(f"{line}\n" for line in trace)
+        if self.args.record:
+            if guest_pass:
+                self.golden_dir.mkdir(parents=True, exist_ok=True)
+                golden.write_text(text)
+                self.report(name, True, f" (recorded {golden})")
+            else:
+                self.report(name, False, f"{reason} (not recorded)")
+            return
+        if not golden.is_file():
+            why = f"golden file {golden} missing (record it with --driver c --record)"
+            self.report(name, False, reason if not guest_pass else why)
+            return
+        expected = golden.read_text()
+        diff = []
+        if expected != text:
+            diff = list(
+                difflib.unified_diff(
+                    expected.splitlines(),
+                    trace,
+                    fromfile=str(golden),
+                    tofile=f"{name} (observed)",
+                    lineterm="",
+                )
+            )
+        if not guest_pass:
+            self.report(name, False, reason, diff)
+        elif diff:
+            self.report(name, False, f"trace differs from {golden}", diff)
+        else:
+            self.report(name, True)
+
+
+def check_kernel_log(run, path):
+    try:
+        lines = [decode(raw) for raw in Path(path).read_bytes().split(b"\n")]
+    except FileNotFoundError:
+        run.report("kernel-log", False, f"no kernel log at {path}")
+        return
+    hits = [i for i, line in enumerate(lines) if KERNEL_LOG_RE.search(line)]
+    if not hits:
+        run.report("kernel-log", True)
+        return
+    shown = set()
+    detail = []
+    for i in hits[:LOG_MAX_HITS]:
+        lo, hi = max(0, i - LOG_CONTEXT), min(len(lines), i + LOG_CONTEXT + 1)
+        if detail and lo > max(shown) + 1:
+            detail.append("...")
+        for j in range(lo, hi):
+            if j not in shown:
+                shown.add(j)
+                detail.append(("> " if j in hits else "  ") + lines[j])
+    if len(hits) > LOG_MAX_HITS:
+        detail.append(f"... and {len(hits) - LOG_MAX_HITS} more")
+    first = lines[hits[0]].strip()
+    run.report("kernel-log", False, f"{len(hits)} offending line(s), first: {first}", detail)
+
+
+def new_run_dir(args):
+    runs = cache_dir() / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    # Keep the most recent runs only.
+    old = sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for p in old[: max(0, len(old) - KEEP_RUNS + 1)]:
+        shutil.rmtree(p, ignore_errors=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    d = runs / f"{stamp}-{args.driver}-{args.kernel_flavor}-{os.getpid()}"
+    d.mkdir()
+    return d
+
+
+def qemu_command(args, console, results):
+    append = " ".join(
+        [
+            "console=ttyS0",
+            "panic=-1",
+            f"meiwdt.driver={args.driver}",
+            f"meiwdt.suite={args.suite}",
+        ]
+    )
+    return [
+        "qemu-system-x86_64",
+        "-machine", "q35",
+        "-cpu", "max",
+        "-smp", "2",
+        "-m", str(MEMORY_MB[args.kernel_flavor]),
+        "-nographic",
+        "-nodefaults",
+        "-monitor", "none",
+        "-no-reboot",
+        "-kernel", args.kernel,
+        "-initrd", args.initrd,
+        "-append", append,
+        "-serial", f"file:{console}",
+        "-serial", f"file:{results}",
+    ]  # fmt: skip
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kernel", required=True, help="bzImage")
+    ap.add_argument("--initrd", required=True, help="initramfs cpio")
+    ap.add_argument("--driver", required=True, choices=["c", "rust"])
+    ap.add_argument("--kernel-flavor", required=True, choices=["release", "debug"])
+    ap.add_argument("--suite", required=True, help="all, a scenario, or a comma list")
+    ap.add_argument("--golden-dir", required=True, help="directory of <scenario>.trace")
+    ap.add_argument("--record", action="store_true", help="write golden traces (C driver only)")
+    ap.add_argument("--timeout", type=float, help="wall clock limit in seconds")
+    ap.add_argument("-v", "--verbose", action="store_true", help="echo the kernel log")
+    args = ap.parse_args()
+    if args.record and args.driver != "c":
+        ap.error("--record needs --driver c: golden traces come from the C reference driver")
+    if not re.fullmatch(r"[A-Za-z0-9_,-]+", args.suite):
+        ap.error(f"bad suite name {args.suite!r}")
+    for f in (args.kernel, args.initrd):
+        if not os.path.isfile(f):
+            ap.error(f"{f} not found")
+    if not shutil.which("qemu-system-x86_64"):
+        sys.exit("error: qemu-system-x86_64 not found; install qemu-system-x86")
+    timeout = args.timeout or DEFAULT_TIMEOUT[args.kernel_flavor]
+
+    run_dir = new_run_dir(args)
+    console, results = run_dir / "console.log", run_dir / "results.log"
+    cmd = qemu_command(args, console, results)
+    (run_dir / "cmdline").write_text(" ".join(cmd) + "\n")
+    print(f"vm-run: {args.driver} driver, {args.kernel_flavor} kernel, suite {args.suite}", flush=True)
+
+    run = Run(args)
+    console_tail, results_tail = Tail(console), Tail(results)
+    started = time.monotonic()
+    timed_out = False
+    done_at = None
+    halted = False
+    with open(run_dir / "qemu.log", "wb") as qemu_log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qemu_log, stderr=subprocess.STDOUT)
+        try:
+            while True:
+                exited = proc.poll() is not None
+                for line in console_tail.rest() if exited else console_tail.poll():
+                    if args.verbose:
+                        print(f"| {line}", flush=True)
+                    halted = halted or bool(HALT_RE.search(line))
+                for line in results_tail.rest() if exited else results_tail.poll():
+                    run.feed(line)
+                now = time.monotonic()
+                if exited:
+                    break
+                if run.done and done_at is None:
+                    done_at = now
+                if done_at is not None and (halted or now - done_at > EXIT_GRACE):
+                    break
+                if now - started > timeout:
+                    timed_out = True
+                    break
+                time.sleep(POLL_INTERVAL)
+        finally:
+            stop(proc)
+    elapsed = time.monotonic() - started
+
+    if timed_out:
+        run.report("vm-timeout", False, f"no DONE within {timeout:.0f} s; qemu killed")
+    elif not run.done:
+        tail = (run_dir / "qemu.log").read_text(errors="replace").strip().splitlines()[-5:]
+        run.report(
+            "guest",
+            False,
+            f"qemu exited with status {proc.returncode} before the guest reached DONE",
+            tail,
+        )
+    check_kernel_log(run, console)
+    print(f"vm-run: {elapsed:.1f} s, logs in {run_dir}", flush=True)
+    print(f"{run.passed} passed, {run.failed} failed", flush=True)
+    return 0 if run.failed == 0 and run.done else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
