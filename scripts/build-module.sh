@@ -1,21 +1,26 @@
 #!/bin/bash
-# Build an out-of-tree module for a test kernel, in a cache copy of its
-# source folder (one per kernel, so release and debug builds never mix).
+# Build one of the project's kernel modules for a test kernel, in a cache
+# copy of the sources (one per kernel, so release and debug never mix and
+# the checkout stays clean).
 #
-#   build-module.sh SRC_DIR KDIR [make args...]   prints the built .ko path(s)
+#   build-module.sh KDIR DIR [make args...]   prints the built .ko path(s)
+#     DIR  "." for mei_wdt.ko, "qemu/mestub" for the ME stub
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-src=$(cd "$1" && pwd)
-kdir=$2
+kdir=$1
+dir=$2
 shift 2
-out="$CACHE_DIR/modules/$(basename "$kdir")/$(basename "$src")"
-mkdir -p "$out"
-exec 7>"$out.lock"
+tree="$CACHE_DIR/modules/$(basename "$kdir")"
+mkdir -p "$tree"
+exec 7>"$tree.lock"
 flock 7
-rsync -a --delete --exclude '*.o' --exclude '*.ko' --exclude '.*.cmd' \
-	--exclude '*_generated.rs' --exclude '*.mod*' --exclude 'modules.order' \
-	--exclude 'Module.symvers' --exclude '*.d' --exclude 'target' \
-	"$src/" "$out/" >&2
-make -C "$kdir" M="$out" LLVM=1 -j"$(nproc)" "$@" modules >&2
-ls "$out"/*.ko
+# Sources only; build products in the copy survive for incremental builds.
+rsync -a --prune-empty-dirs \
+	--include '/Kbuild' --include '/*.rs' --include '/abstractions/***' \
+	--include '/qemu/' --include '/qemu/mestub/' \
+	--include '/qemu/mestub/Kbuild' --include '/qemu/mestub/*.rs' \
+	--include '/qemu/mestub/*.h' --include '/qemu/mestub/bindgen_parameters' \
+	--exclude '*' "$TOPDIR/" "$tree/" >&2
+make -C "$kdir" M="$tree/$dir" LLVM=1 -j"$(nproc)" "$@" modules >&2
+ls "$tree/$dir"/*.ko

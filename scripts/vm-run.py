@@ -66,6 +66,7 @@ EXIT_GRACE = 5
 HALT_RE = re.compile(r"reboot: (Power down|System halted|Power off not available|Restarting)")
 POLL_INTERVAL = 0.1
 KEEP_RUNS = 30
+RUN_DIR_RE = re.compile(r"\d{8}-\d{6}-(c|rust)-(release|debug)-\d+$")
 
 
 def cache_dir():
@@ -118,6 +119,7 @@ class Run:
         self.passed = 0
         self.failed = 0
         self.done = False
+        self.results = 0
         self.trace_name = None
         self.trace_lines = []
         self.traces = {}
@@ -125,7 +127,7 @@ class Run:
     def report(self, name, ok, reason="", detail=()):
         if ok:
             self.passed += 1
-            print(f"PASS {name}{reason}", flush=True)
+            print(f"PASS {name}", flush=True)
         else:
             self.failed += 1
             print(f"FAIL {name}: {reason}", flush=True)
@@ -156,17 +158,18 @@ class Run:
             print(f"  (guest) {line}", flush=True)
 
     def judge(self, name, guest_pass, reason):
+        self.results += 1
         trace = self.traces.pop(name, None)
         golden = self.golden_dir / f"{name}.trace"
         if trace is None:
-            self.report(name, guest_pass, "" if guest_pass else reason)
+            self.report(name, guest_pass, reason)
             return
         text = "".join(f"{line}\n" for line in trace)
         if self.args.record:
             if guest_pass:
                 self.golden_dir.mkdir(parents=True, exist_ok=True)
                 golden.write_text(text)
-                self.report(name, True, f" (recorded {golden})")
+                self.report(name, True, detail=[f"recorded {golden}"])
             else:
                 self.report(name, False, f"{reason} (not recorded)")
             return
@@ -223,8 +226,10 @@ def check_kernel_log(run, path):
 def new_run_dir(args):
     runs = cache_dir() / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    # Keep the most recent runs only.
-    old = sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    # Keep only the most recent of our own run directories (others may
+    # keep files here too).
+    ours = [p for p in runs.iterdir() if p.is_dir() and RUN_DIR_RE.match(p.name)]
+    old = sorted(ours, key=lambda p: p.stat().st_mtime)
     for p in old[: max(0, len(old) - KEEP_RUNS + 1)]:
         shutil.rmtree(p, ignore_errors=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -341,6 +346,8 @@ def main():
             f"qemu exited with status {proc.returncode} before the guest reached DONE",
             tail,
         )
+    if run.done and run.results == 0:
+        run.report("guest", False, "the guest reached DONE without reporting any result")
     check_kernel_log(run, console)
     print(f"vm-run: {elapsed:.1f} s, logs in {run_dir}", flush=True)
     print(f"{run.passed} passed, {run.failed} failed", flush=True)

@@ -129,7 +129,7 @@ pub struct Ctx<'a> {
     want_trace: bool,
 }
 
-impl<'a> Ctx<'a> {
+impl Ctx<'_> {
     pub fn log(&mut self, text: impl AsRef<str>) {
         self.rep.log(text.as_ref());
     }
@@ -223,7 +223,9 @@ impl<'a> Ctx<'a> {
                 match me.settle(&self.t) {
                     Ok(t) => {
                         if several {
-                            text.push_str(&format!("== {}\n", me.name()));
+                            text.push_str("== ");
+                            text.push_str(&me.name());
+                            text.push('\n');
                         }
                         text.push_str(&t.text);
                     }
@@ -244,7 +246,7 @@ impl<'a> Ctx<'a> {
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
+        .map(ToString::to_string)
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
 }

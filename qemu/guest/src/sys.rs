@@ -83,7 +83,7 @@ pub fn ioctl_int(fd: &impl AsRawFd, request: IntIoctl, value: i32) -> io::Result
     let mut arg: c_int = value;
     // SAFETY: every `IntIoctl` request reads and/or writes exactly one `int`
     // through its argument, and `arg` is a live, writable `c_int`.
-    let ret = unsafe { ffi::ioctl(fd.as_raw_fd(), request.request(), &mut arg as *mut c_int) };
+    let ret = unsafe { ffi::ioctl(fd.as_raw_fd(), request.request(), &raw mut arg) };
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -95,13 +95,7 @@ pub fn get_support(fd: &impl AsRawFd) -> io::Result<WatchdogInfo> {
     let mut info = WatchdogInfo::default();
     // SAFETY: WDIOC_GETSUPPORT writes one `struct watchdog_info`, which
     // `WatchdogInfo` mirrors field for field (`repr(C)`), into `info`.
-    let ret = unsafe {
-        ffi::ioctl(
-            fd.as_raw_fd(),
-            WDIOC_GETSUPPORT,
-            &mut info as *mut WatchdogInfo,
-        )
-    };
+    let ret = unsafe { ffi::ioctl(fd.as_raw_fd(), WDIOC_GETSUPPORT, &raw mut info) };
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }

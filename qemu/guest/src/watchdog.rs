@@ -55,8 +55,13 @@ pub fn find_all() -> Vec<Watchdog> {
                 .and_then(|p| Some(p.file_name()?.to_str()?.to_string()))
                 .unwrap_or_default();
             let ino = fs::metadata(&sysfs).ok()?.ino();
+            // sysfs shows the device a moment before devtmpfs has its node.
+            let node = Path::new("/dev").join(&name);
+            if !node.exists() {
+                return None;
+            }
             Some(Watchdog {
-                node: Path::new("/dev").join(&name),
+                node,
                 name,
                 sysfs,
                 parent,

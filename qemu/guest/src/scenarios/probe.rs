@@ -83,7 +83,14 @@ pub fn notify_refused(ctx: &mut Ctx) -> Outcome {
     })?;
     thread::sleep(ctx.t.absent);
     let t = me.settle(&ctx.t)?;
-    in_order(&t, &["host: connect", "host: notify-request start=1", "host: disconnect"])?;
+    in_order(
+        &t,
+        &[
+            "host: connect",
+            "host: notify-request start=1",
+            "host: disconnect",
+        ],
+    )?;
     check_eq("start-request lines", t.count("start-request"), 0)?;
     check(watchdog::find_all().is_empty(), || {
         "probe should fail, yet an iamt_wdt watchdog registered".into()

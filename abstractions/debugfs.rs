@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Read-only debugfs text files.
+//!
+//! A file's text is formatted when it is opened, so reads at any offset see
+//! one snapshot. Directories and files are removed on drop; removal waits
+//! for running file operations, so the data behind a file may be freed
+//! once its [`Dir`] is gone.
+
+use crate::bindings;
+use core::fmt::{self, Write};
+use core::marker::PhantomData;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicPtr, Ordering};
+use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
+use kernel::ffi::{c_char, c_int};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// Writes a file's text for its data.
+pub(crate) type ShowFn<T> = fn(&T, &mut dyn Write) -> fmt::Result;
+
+struct Snapshot(KVec<u8>);
+
+impl Write for Snapshot {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0
+            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
+            .map_err(|_| fmt::Error)
+    }
+}
+
+unsafe extern "C" fn open_callback<T: Sync>(
+    inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
+    // SAFETY: the VFS passes a valid inode whose private data is the `T`
+    // given to `Dir::file`, alive until the file is removed; the file's
+    // real fops are the first field of the `FileOps<T>` it was created with.
+    let (data, ops) = unsafe {
+        (
+            &*(*inode).i_private.cast::<T>(),
+            &*bindings::debugfs_real_fops(file).cast::<FileOps<T>>(),
+        )
+    };
+    let mut snap = Snapshot(KVec::new());
+    if (ops.show)(data, &mut snap).is_err() {
+        return ENOMEM.to_errno();
+    }
+    match KBox::new(snap, GFP_KERNEL) {
+        Ok(b) => {
+            // SAFETY: the file is being opened; `private_data` is ours and
+            // freed in `release_callback`.
+            unsafe { (*file).private_data = KBox::into_raw(b).cast() };
+            0
+        }
+        Err(_) => ENOMEM.to_errno(),
+    }
+}
+
+unsafe extern "C" fn read_callback(
+    file: *mut bindings::file,
+    buf: *mut c_char,
+    len: usize,
+    pos: *mut bindings::loff_t,
+) -> isize {
+    // SAFETY: `private_data` is the snapshot set at open.
+    let snap = unsafe { &*(*file).private_data.cast::<Snapshot>() };
+    // SAFETY: `buf`, `len` and `pos` come from the VFS; the source is the
+    // snapshot's buffer.
+    unsafe {
+        bindings::simple_read_from_buffer(
+            buf.cast(),
+            len,
+            pos,
+            snap.0.as_ptr().cast(),
+            snap.0.len(),
+        )
+    }
+}
+
+unsafe extern "C" fn release_callback(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
+    // SAFETY: `private_data` came from `KBox::into_raw` at open.
+    drop(unsafe { KBox::from_raw((*file).private_data.cast::<Snapshot>()) });
+    0
+}
+
+/// File operations for files showing a `T` with `show`.
+#[repr(C)]
+pub(crate) struct FileOps<T: Sync> {
+    /// First: `open_callback` finds the `FileOps` from the real fops.
+    fops: bindings::file_operations,
+    show: ShowFn<T>,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: immutable after construction; only read by the VFS.
+unsafe impl<T: Sync> Send for FileOps<T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for FileOps<T> {}
+
+impl<T: Sync> FileOps<T> {
+    /// Read-only text file operations, owned by `module`.
+    pub(crate) fn new(module: &'static ThisModule, show: ShowFn<T>) -> Self {
+        FileOps {
+            fops: bindings::file_operations {
+                owner: module.as_ptr(),
+                open: Some(open_callback::<T>),
+                read: Some(read_callback),
+                release: Some(release_callback),
+                // SAFETY: all-zero is "no operation" for the rest.
+                ..unsafe { core::mem::zeroed() }
+            },
+            show,
+            _p: PhantomData,
+        }
+    }
+}
+
+/// A top-level debugfs directory for a module, created at init and
+/// removed at exit; devices create their directories in it.
+pub(crate) struct Root(AtomicPtr<bindings::dentry>);
+
+impl Root {
+    /// No directory yet.
+    pub(crate) const fn new() -> Self {
+        Root(AtomicPtr::new(null_mut()))
+    }
+
+    /// Creates the directory `name` at the top of debugfs.
+    pub(crate) fn create(&self, name: &CStr) {
+        // SAFETY: `name` is a C string.
+        let dir = unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), null_mut()) };
+        self.0.store(dir, Ordering::Release);
+    }
+
+    /// Removes the directory and everything left in it.
+    pub(crate) fn remove(&self) {
+        let dir = self.0.swap(null_mut(), Ordering::AcqRel);
+        // SAFETY: our directory (or null / an error pointer, which debugfs
+        // ignores); removal waits for running file operations.
+        unsafe { bindings::debugfs_remove(dir) };
+    }
+}
+
+/// A debugfs directory, removed (with its files) on drop.
+pub(crate) struct Dir(*mut bindings::dentry);
+
+// SAFETY: a dentry pointer is only passed back to debugfs, which is thread
+// safe.
+unsafe impl Send for Dir {}
+// SAFETY: as above.
+unsafe impl Sync for Dir {}
+
+impl Dir {
+    /// Creates `name` in `root`. Debugfs failures are not errors: the
+    /// driver works without its files.
+    pub(crate) fn new(name: &CStr, root: &Root) -> Dir {
+        let parent = root.0.load(Ordering::Acquire);
+        // SAFETY: `name` is a C string; `parent` is null or our directory.
+        Dir(unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), parent) })
+    }
+
+    /// Creates a read-only file `name` showing `data`.
+    ///
+    /// # Safety
+    ///
+    /// `data` and `ops` must stay valid until this directory is dropped.
+    unsafe fn file<T: Sync>(&self, name: &CStr, data: &T, ops: &FileOps<T>) {
+        // SAFETY: `name` is a C string, the directory is ours, and the
+        // caller keeps `data` and `ops` alive while the file exists.
+        unsafe {
+            bindings::debugfs_create_file(
+                name.as_char_ptr(),
+                0o400,
+                self.0,
+                (data as *const T).cast_mut().cast(),
+                &ops.fops,
+            );
+        }
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        // SAFETY: removes our directory (an error pointer or null is
+        // ignored by debugfs) and waits for running file operations.
+        unsafe { bindings::debugfs_remove(self.0) };
+    }
+}
+
+/// A directory of read-only files showing one shared `T`. It owns the
+/// data (a reference) and the file operations, and drops the directory
+/// first, so no file outlives what it shows.
+pub(crate) struct Files<T: Send + Sync> {
+    /// Declared first: dropped (removed) before the fields below.
+    _dir: Dir,
+    _ops: KVec<FileOps<T>>,
+    _data: Arc<T>,
+}
+
+impl<T: Send + Sync> Files<T> {
+    /// Creates directory `name` in `root` with one file per entry of
+    /// `files`, each showing `data` with its function.
+    pub(crate) fn new(
+        name: &CStr,
+        root: &Root,
+        data: Arc<T>,
+        files: &[(&CStr, ShowFn<T>)],
+        module: &'static ThisModule,
+    ) -> Result<Self> {
+        let mut ops = KVec::with_capacity(files.len(), GFP_KERNEL)?;
+        for (_, show) in files {
+            ops.push(FileOps::new(module, *show), GFP_KERNEL)?;
+        }
+        let dir = Dir::new(name, root);
+        for ((file, _), op) in files.iter().zip(ops.iter()) {
+            // SAFETY: `data` and `ops` (a heap buffer that never grows
+            // again) are owned by the returned `Files`, which drops `dir`
+            // before them.
+            unsafe { dir.file(file, &*data, op) };
+        }
+        Ok(Files {
+            _dir: dir,
+            _ops: ops,
+            _data: data,
+        })
+    }
+}

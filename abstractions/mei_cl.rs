@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! MEI client bus: driver registration, client devices and their callbacks.
+//!
+//! A [`Driver`]'s per-device data is pin-initialised at probe, stored as the
+//! client device's drvdata, handed (pinned, shared) to every callback, and
+//! dropped after `remove` once no rx or notification work can still run.
+
+use crate::bindings;
+use crate::device;
+use core::marker::PhantomData;
+use core::pin::Pin;
+use core::ptr::addr_of_mut;
+use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
+use kernel::error::{from_result, to_result};
+use kernel::ffi::{c_int, c_void};
+use kernel::prelude::*;
+use core::ptr::NonNull;
+use kernel::types::{ARef, AlwaysRefCounted, Opaque};
+
+/// An MEI client device (`struct mei_cl_device`).
+///
+/// # Invariants
+///
+/// The wrapped client device is valid for the lifetime of the reference.
+#[repr(transparent)]
+pub(crate) struct Device(Opaque<bindings::mei_cl_device>);
+
+// SAFETY: a client device is refcounted and its bus API is thread safe.
+unsafe impl Send for Device {}
+// SAFETY: as above.
+unsafe impl Sync for Device {}
+
+impl Device {
+    /// Borrows a raw client device.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid `struct mei_cl_device` for `'a`.
+    unsafe fn from_raw<'a>(ptr: *mut bindings::mei_cl_device) -> &'a Device {
+        // SAFETY: `Device` is transparent; the caller guarantees validity.
+        unsafe { &*ptr.cast::<Device>() }
+    }
+
+    /// A counted reference to this device.
+    pub(crate) fn get(&self) -> ARef<Device> {
+        ARef::from(self)
+    }
+
+    fn as_raw(&self) -> *mut bindings::mei_cl_device {
+        self.0.get()
+    }
+
+    /// The embedded `struct device`, for logging and as a parent.
+    pub(crate) fn dev(&self) -> &device::Device {
+        // SAFETY: `dev` is embedded in the valid client device (type
+        // invariant), so it lives as long as `self`.
+        unsafe { device::Device::from_raw(addr_of_mut!((*self.as_raw()).dev)) }
+    }
+
+    /// The ME client's protocol version.
+    pub(crate) fn version(&self) -> u8 {
+        // SAFETY: the client device is valid (type invariant).
+        unsafe { bindings::mei_cldev_ver(self.as_raw()) }
+    }
+
+    /// Connects to the ME client.
+    pub(crate) fn enable(&self) -> Result {
+        // SAFETY: the client device is valid (type invariant).
+        to_result(unsafe { bindings::mei_cldev_enable(self.as_raw()) })
+    }
+
+    /// Disconnects from the ME client.
+    pub(crate) fn disable(&self) -> Result {
+        // SAFETY: the client device is valid (type invariant).
+        to_result(unsafe { bindings::mei_cldev_disable(self.as_raw()) })
+    }
+
+    /// Sends `buf` to the ME client, waiting at most `timeout_ms` for the
+    /// firmware to accept it (0: no bound). Returns the bytes sent.
+    pub(crate) fn send(&self, buf: &[u8], timeout_ms: u32) -> Result<usize> {
+        // SAFETY: the client device is valid (type invariant); `buf` is
+        // readable for its length.
+        let ret = unsafe {
+            bindings::mei_cldev_send_timeout(
+                self.as_raw(),
+                buf.as_ptr(),
+                buf.len(),
+                timeout_ms as _,
+            )
+        };
+        if ret < 0 {
+            Err(Error::from_errno(ret as c_int))
+        } else {
+            Ok(ret as usize)
+        }
+    }
+
+    /// Receives a pending message into `buf`; returns its length, which is
+    /// at most `buf.len()` (the bus truncates longer messages).
+    pub(crate) fn recv(&self, buf: &mut [u8]) -> Result<usize> {
+        // SAFETY: the client device is valid (type invariant); `buf` is
+        // writable for its length.
+        let ret = unsafe { bindings::mei_cldev_recv(self.as_raw(), buf.as_mut_ptr(), buf.len()) };
+        if ret < 0 {
+            Err(Error::from_errno(ret as c_int))
+        } else {
+            Ok(ret as usize)
+        }
+    }
+
+    /// Routes received messages to [`Driver::rx`].
+    pub(crate) fn register_rx<T: Driver>(&self) -> Result {
+        // SAFETY: the client device is valid; the trampoline only reaches
+        // the drvdata that `probe_callback` set before `Driver::start`.
+        to_result(unsafe {
+            bindings::mei_cldev_register_rx_cb(self.as_raw(), Some(rx_callback::<T>))
+        })
+    }
+
+    /// Routes ME notification events to [`Driver::notify`]. Fails with
+    /// `EOPNOTSUPP` when the ME does not support notifications.
+    pub(crate) fn register_notify<T: Driver>(&self) -> Result {
+        // SAFETY: as in `register_rx`.
+        to_result(unsafe {
+            bindings::mei_cldev_register_notif_cb(self.as_raw(), Some(notify_callback::<T>))
+        })
+    }
+
+    /// Waits for the rx and notification works to finish and detaches the
+    /// callbacks, so the driver data can be freed.
+    fn cancel_callbacks(&self) {
+        let cldev = self.as_raw();
+        // SAFETY: the works were initialised when their callbacks were
+        // registered (the callback pointer is set after `INIT_WORK`); the
+        // bus does the same in `mei_cldev_unregister_callbacks`.
+        unsafe {
+            if (*cldev).rx_cb.is_some() {
+                bindings::cancel_work_sync(addr_of_mut!((*cldev).rx_work));
+            }
+            if (*cldev).notif_cb.is_some() {
+                bindings::cancel_work_sync(addr_of_mut!((*cldev).notif_work));
+            }
+        }
+    }
+}
+
+// SAFETY: the client device's refcount is that of its `struct device`, and
+// `get_device`/`put_device` keep it alive.
+unsafe impl AlwaysRefCounted for Device {
+    fn inc_ref(&self) {
+        // SAFETY: the device is valid (type invariant).
+        unsafe { bindings::get_device(self.dev().as_raw()) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: the caller owns a reference taken by `inc_ref`.
+        unsafe { bindings::put_device(obj.as_ref().dev().as_raw()) };
+    }
+}
+
+/// A client id: the ME client GUID (in `uuid_le` byte order) and protocol
+/// version, or [`DeviceId::VERSION_ANY`].
+pub(crate) struct DeviceId {
+    pub(crate) uuid: [u8; 16],
+    pub(crate) version: u8,
+}
+
+impl DeviceId {
+    pub(crate) const VERSION_ANY: u8 = bindings::MEI_CL_VERSION_ANY as u8;
+}
+
+/// An MEI client driver.
+pub(crate) trait Driver: Send + Sync + Sized + 'static {
+    /// The driver name.
+    const NAME: &'static CStr;
+    /// The clients this driver binds to.
+    const ID_TABLE: &'static [DeviceId];
+
+    /// Creates the per-device data; nothing may reach it yet.
+    fn probe(dev: &Device) -> impl PinInit<Self, Error>;
+
+    /// Starts the device once its data is reachable from the callbacks
+    /// (enable, register callbacks, first messages). On error the device
+    /// must be left disabled; the data is then dropped.
+    fn start(self: Pin<&Self>, dev: &Device) -> Result;
+
+    /// Stops the device; the data is dropped afterwards.
+    fn remove(self: Pin<&Self>, dev: &Device);
+
+    /// A message from the ME client is waiting ([`Device::recv`]).
+    fn rx(self: Pin<&Self>, dev: &Device);
+
+    /// The ME sent a notification event.
+    fn notify(self: Pin<&Self>, dev: &Device);
+}
+
+/// The driver data of `cldev`, if set.
+///
+/// # Safety
+///
+/// `cldev` must be valid and bound to driver `T`, whose drvdata is either
+/// null or a `KBox<T>` leaked by `probe_callback`.
+unsafe fn drvdata<'a, T: Driver>(cldev: *mut bindings::mei_cl_device) -> Option<Pin<&'a T>> {
+    // SAFETY: per the contract, drvdata is null or a pinned `T`, which
+    // stays alive until `remove_callback` (after the callbacks stopped).
+    unsafe {
+        let data = bindings::mei_cldev_get_drvdata(cldev).cast::<T>();
+        (!data.is_null()).then(|| Pin::new_unchecked(&*data))
+    }
+}
+
+unsafe extern "C" fn probe_callback<T: Driver>(
+    cldev: *mut bindings::mei_cl_device,
+    _id: *const bindings::mei_cl_device_id,
+) -> c_int {
+    from_result(|| {
+        // SAFETY: the bus passes a valid device for the whole probe.
+        let dev = unsafe { Device::from_raw(cldev) };
+        let data = KBox::pin_init(T::probe(dev), GFP_KERNEL)?;
+        // SAFETY: the box is leaked and only rebuilt (and dropped) below or
+        // in `remove_callback`; it is never moved out of.
+        let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(data) });
+        // SAFETY: `cldev` is valid; drvdata now holds the pinned data.
+        unsafe { bindings::mei_cldev_set_drvdata(cldev, raw.cast::<c_void>()) };
+        // SAFETY: `raw` is valid and pinned until dropped below.
+        let res = T::start(unsafe { Pin::new_unchecked(&*raw) }, dev);
+        if res.is_err() {
+            dev.cancel_callbacks();
+            // SAFETY: the callbacks are gone, so nothing else can reach the
+            // data; detach them as `mei_cldev_unregister_callbacks` would, so
+            // a later probe can register again.
+            unsafe {
+                (*cldev).rx_cb = None;
+                (*cldev).notif_cb = None;
+                bindings::mei_cldev_set_drvdata(cldev, core::ptr::null_mut());
+                drop(KBox::from_raw(raw));
+            }
+        }
+        res.map(|()| 0)
+    })
+}
+
+unsafe extern "C" fn remove_callback<T: Driver>(cldev: *mut bindings::mei_cl_device) {
+    // SAFETY: the bus passes a valid device bound to `T`.
+    let dev = unsafe { Device::from_raw(cldev) };
+    // SAFETY: `cldev` is bound to `T`.
+    let Some(data) = (unsafe { drvdata::<T>(cldev) }) else {
+        return;
+    };
+    T::remove(data, dev);
+    dev.cancel_callbacks();
+    // SAFETY: no callback can reach the data any more; rebuild the box
+    // leaked in `probe_callback` and drop it.
+    unsafe {
+        bindings::mei_cldev_set_drvdata(cldev, core::ptr::null_mut());
+        drop(KBox::from_raw(
+            (data.get_ref() as *const T).cast_mut(),
+        ));
+    }
+}
+
+unsafe extern "C" fn rx_callback<T: Driver>(cldev: *mut bindings::mei_cl_device) {
+    // SAFETY: the bus runs the rx work only for a registered, valid device,
+    // bound to `T` (the callback was registered by `T`).
+    if let Some(data) = unsafe { drvdata::<T>(cldev) } {
+        // SAFETY: as above.
+        T::rx(data, unsafe { Device::from_raw(cldev) });
+    }
+}
+
+unsafe extern "C" fn notify_callback<T: Driver>(cldev: *mut bindings::mei_cl_device) {
+    // SAFETY: as in `rx_callback`.
+    if let Some(data) = unsafe { drvdata::<T>(cldev) } {
+        // SAFETY: as above.
+        T::notify(data, unsafe { Device::from_raw(cldev) });
+    }
+}
+
+/// A registered MEI client driver; unregistered on drop.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Registration<T: Driver> {
+    #[pin]
+    driver: Opaque<bindings::mei_cl_driver>,
+    /// The C id table, zero-terminated; the driver points into it.
+    ids: KVec<bindings::mei_cl_device_id>,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: the C driver structure is only used by the driver core, which
+// serializes access; the id table is immutable after registration.
+unsafe impl<T: Driver> Send for Registration<T> {}
+// SAFETY: as above.
+unsafe impl<T: Driver> Sync for Registration<T> {}
+
+impl<T: Driver> Registration<T> {
+    /// Registers driver `T` for `module`.
+    pub(crate) fn new(module: &'static ThisModule) -> Result<Pin<KBox<Self>>> {
+        let mut ids = KVec::with_capacity(T::ID_TABLE.len() + 1, GFP_KERNEL)?;
+        for id in T::ID_TABLE {
+            let mut c = bindings::mei_cl_device_id::default();
+            c.uuid.b = id.uuid;
+            c.version = id.version;
+            ids.push(c, GFP_KERNEL)?;
+        }
+        ids.push(bindings::mei_cl_device_id::default(), GFP_KERNEL)?;
+        let this = KBox::pin_init(
+            try_pin_init!(Self {
+                // SAFETY: a zeroed driver plus name, ids and callbacks is
+                // what `mei_cldev_driver_register` expects; it is filled
+                // in place and registered below, once pinned.
+                driver <- unsafe {
+                    kernel::init::pin_init_from_closure(
+                        |slot: *mut Opaque<bindings::mei_cl_driver>| {
+                            let drv = Opaque::raw_get(slot);
+                            core::ptr::write_bytes(drv, 0, 1);
+                            (*drv).name = T::NAME.as_char_ptr();
+                            (*drv).probe = Some(probe_callback::<T>);
+                            (*drv).remove = Some(remove_callback::<T>);
+                            Ok::<(), Error>(())
+                        },
+                    )
+                },
+                ids,
+                _p: PhantomData,
+            }? Error),
+            GFP_KERNEL,
+        )?;
+        let drv = this.driver.get();
+        // SAFETY: the registration is pinned, so the id table (heap, owned
+        // by it) and the driver stay put until `drop` unregisters.
+        unsafe {
+            (*drv).id_table = this.ids.as_ptr();
+            to_result(bindings::__mei_cldev_driver_register(drv, module.as_ptr()))?;
+        }
+        Ok(this)
+    }
+}
+
+#[pinned_drop]
+impl<T: Driver> PinnedDrop for Registration<T> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: registered in `new` (a failed registration never yields
+        // a `Registration`); unregistering removes every bound device.
+        unsafe { bindings::mei_cldev_driver_unregister(self.driver.get()) };
+    }
+}

@@ -1,0 +1,54 @@
+#!/bin/bash
+# The project's test command: host tests, then every VM suite on both test
+# kernels. Prints each part's results and ends with the summed line
+# "N passed, N failed".
+set -uo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$TOPDIR"
+
+"$TOPDIR/scripts/setup.sh" || die "setup failed"
+
+passed=0
+failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# count LOG: add a part's "N passed, N failed" (or cargo's summary) to the
+# totals; a part that printed none counts as one failure.
+count() {
+	local p f line
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$1" | tail -1)
+	if [ -n "$line" ]; then
+		read -r p _ f _ <<<"$line"
+	elif grep -q '^test result:' "$1"; then
+		p=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' "$1" | paste -sd+ | bc)
+		f=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' "$1" | paste -sd+ | bc)
+	else
+		p=0 f=1
+	fi
+	# A part that exited non-zero failed even if its counts say otherwise.
+	if [ "$2" != 0 ] && [ "$f" = 0 ]; then f=1; fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	echo "== $3: $p passed, $f failed ($4 s)"
+}
+
+part() {
+	local name=$1 start rc
+	shift
+	echo "== $name"
+	start=$(date +%s)
+	"$@" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	count "$log" "$rc" "$name" $(($(date +%s) - start))
+}
+
+part "host tests" scripts/host-test.sh
+for kernel in release debug; do
+	for driver in ${CHECK_DRIVERS:-c}; do
+		part "vm $driver $kernel" scripts/vm-test.sh "$driver" "$kernel" all
+	done
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,34 @@
+#!/bin/bash
+# Run a scenario suite in the test VM.
+#
+#   vm-test.sh DRIVER KERNEL [SUITE] [record]
+#     DRIVER  c (the kernel's mei_wdt.ko, the reference) or rust
+#     KERNEL  release or debug
+#     SUITE   all (default), a scenario, or a comma list
+#     record  write the observed traces as golden files (C driver only)
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+driver=${1:?usage: vm-test.sh c|rust release|debug [SUITE] [record]}
+flavor=${2:?usage: vm-test.sh c|rust release|debug [SUITE] [record]}
+suite=${3:-all}
+record=${4:-}
+
+kdir=$("$TOPDIR/scripts/kernel.sh" build "$flavor")
+stub=$("$TOPDIR/scripts/build-module.sh" "$kdir" qemu/mestub)
+case "$driver" in
+c) drv=$kdir/drivers/watchdog/mei_wdt.ko ;;
+rust) drv=$("$TOPDIR/scripts/build-module.sh" "$kdir" .) ;;
+*) die "DRIVER must be c or rust" ;;
+esac
+[ -f "$drv" ] || die "$drv not found"
+
+run=$CACHE_DIR/runs/$driver-$flavor
+mkdir -p "$run"
+"$TOPDIR/scripts/initramfs.sh" "$run/initramfs.cpio" "$kdir" "$stub" "$drv"
+
+args=(--kernel "$kdir/arch/x86/boot/bzImage" --initrd "$run/initramfs.cpio"
+	--driver "$driver" --kernel-flavor "$flavor" --suite "$suite"
+	--golden-dir "$TOPDIR/qemu/golden")
+[ "$record" = record ] && args+=(--record)
+exec python3 "$TOPDIR/scripts/vm-run.py" "${args[@]}"
