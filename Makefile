@@ -1,7 +1,16 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# Test bed for the mei_wdt driver.
+# mei_wdt in Rust: an out-of-tree module for a Rust-enabled 6.12 kernel.
 #
+#   make [KDIR=...]       build mei_wdt.ko (KDIR: kernel build tree,
+#                         default the running kernel's)
+#   make KERNEL=release   ... against a test kernel (release or debug)
+#   make CLIPPY=1         ... with clippy
+#   make install          modules_install
+#   make clean
+#   make rust-analyzer    write rust-project.json
+#
+# Test bed:
 #   make setup            install what the project needs (Debian 12, root)
 #   make kernel           build the release and debug test kernels (cached)
 #   make vm-test DRIVER=c|rust KERNEL=release|debug [SUITE=name]
@@ -10,11 +19,29 @@
 #   make check            host tests and every VM suite; ends "N passed, N failed"
 #   make demo             boot the VM and show the driver on the stubbed ME
 
-DRIVER ?= c
-KERNEL ?= release
+ifneq ($(origin KERNEL),undefined)
+KDIR ?= $(shell scripts/kernel.sh dir $(KERNEL))
+endif
+KDIR ?= /lib/modules/$(shell uname -r)/build
+DRIVER ?= rust
 SUITE ?= all
+LLVM ?= 1
+export PATH := /usr/lib/llvm-16/bin:$(PATH)
 
-.PHONY: setup kernel vm-test golden host-test check demo
+.PHONY: all modules install clean rust-analyzer check-kdir \
+	setup kernel vm-test golden host-test check demo
+
+all: modules
+
+modules install clean rust-analyzer: check-kdir
+	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) \
+		$(if $(filter install,$@),modules_install,$@)
+
+# One clear line instead of a page of compiler errors.
+check-kdir:
+	@test -f $(KDIR)/Makefile || { echo "error: KDIR=$(KDIR) is not a kernel build tree: install the kernel headers or pass KDIR=" >&2; exit 1; }
+	@grep -qx 'CONFIG_RUST=y' $(KDIR)/include/config/auto.conf 2>/dev/null || { echo "error: the kernel in $(KDIR) was built without CONFIG_RUST=y: mei_wdt needs a Rust-enabled kernel" >&2; exit 1; }
+	@test -f $(KDIR)/rust/libkernel.rmeta || { echo "error: $(KDIR) lacks the kernel's Rust build output (rust/libkernel.rmeta): build the kernel there, or use headers that ship it" >&2; exit 1; }
 
 setup:
 	@scripts/setup.sh
@@ -24,7 +51,7 @@ kernel: setup
 	@scripts/kernel.sh build debug
 
 vm-test: setup
-	@scripts/vm-test.sh $(DRIVER) $(KERNEL) $(SUITE)
+	@scripts/vm-test.sh $(DRIVER) $(or $(KERNEL),release) $(SUITE)
 
 golden: setup
 	@scripts/vm-test.sh c release $(SUITE) record

@@ -873,15 +873,18 @@ impl kernel::Module for MeiStubModule {
 
 impl Drop for MeiStubModule {
     fn drop(&mut self) {
-        // SAFETY: removing the tree waits for running file operations, and
-        // no new ones start; only then is the registry unpublished.
-        unsafe { bindings::debugfs_remove(self.registry.root.0) };
-        REGISTRY.store(null_mut(), Ordering::Release);
+        // Devices first: each removes its own directory under the root.
+        // No control file is open (each holds a module reference), so no
+        // `add` can race with this.
         let mut devices = self.registry.devices.lock();
         for slot in devices.as_mut_slice() {
             drop(slot.take());
         }
         drop(devices);
+        // SAFETY: removing the tree waits for running file operations; only
+        // then is the registry unpublished.
+        unsafe { bindings::debugfs_remove(self.registry.root.0) };
+        REGISTRY.store(null_mut(), Ordering::Release);
         // SAFETY: registered in `init`; its devices are gone.
         unsafe { bindings::platform_driver_unregister(self.registry.pdrv.get()) };
     }
