@@ -29,9 +29,9 @@ mod watchdog;
 #[path = "abstractions/work.rs"]
 mod work;
 
+use completion::{Completion, WaitResult};
 use core::fmt::Write;
 use core::pin::Pin;
-use completion::{Completion, WaitResult};
 use device::{code, dev_err, dev_err_ratelimited, dev_warn, RateLimit};
 use kernel::alloc::KBox;
 use kernel::prelude::*;
@@ -53,9 +53,9 @@ module! {
 #[allow(non_upper_case_globals)]
 mod params {
     crate::param::module_param_uint!(
-    ping_timeout_ms,
-    5000,
-    0o644,
+        ping_timeout_ms,
+        5000,
+        0o644,
         "Longest wait for the firmware to answer a ping or accept a message, ms (default 5000)"
     );
 }
@@ -165,7 +165,15 @@ impl Wdt {
 
     fn show_activation(&self, w: &mut dyn Write) -> core::fmt::Result {
         let activated = self.registration.lock().is_some();
-        writeln!(w, "{}", if activated { "activated" } else { "deactivated" })
+        writeln!(
+            w,
+            "{}",
+            if activated {
+                "activated"
+            } else {
+                "deactivated"
+            }
+        )
     }
 }
 
@@ -306,7 +314,8 @@ impl mei_cl::Driver for MeiWdt {
 
     fn start(self: Pin<&Self>, dev: &mei_cl::Device) -> Result {
         let wdt = &self.wdt;
-        dev.enable().inspect_err(|e| dev_err!(dev.dev(), "Could not enable cl device: {:?}\n", e))?;
+        dev.enable()
+            .inspect_err(|e| dev_err!(dev.dev(), "Could not enable cl device: {:?}\n", e))?;
         let res = (|| {
             dev.register_rx::<Self>()
                 .inspect_err(|e| dev_err!(dev.dev(), "Could not reg rx event: {:?}\n", e))?;
@@ -364,7 +373,12 @@ impl mei_cl::Driver for MeiWdt {
         };
         let msg = if len > proto::START_RES_LEN {
             // Extra bytes: the C driver reads only a start response's worth.
-            dev_warn!(dev.dev(), "oversize response ({} bytes), using the first {}\n", len, proto::START_RES_LEN);
+            dev_warn!(
+                dev.dev(),
+                "oversize response ({} bytes), using the first {}\n",
+                len,
+                proto::START_RES_LEN
+            );
             &buf[..proto::START_RES_LEN]
         } else {
             &buf[..len]
@@ -401,7 +415,12 @@ impl mei_cl::Driver for MeiWdt {
                 Wdt::register(wdt);
             }
             RxAction::WrongState { .. } => {
-                dev_warn!(dev.dev(), "not in correct state {}[{}]\n", state.as_str(), state as u32);
+                dev_warn!(
+                    dev.dev(),
+                    "not in correct state {}[{}]\n",
+                    state.as_str(),
+                    state as u32
+                );
             }
         }
         // Also after a probe-time answer, which the probe waits for.
@@ -422,6 +441,7 @@ impl MeiWdt {
     fn await_probe_response(&self) {
         let bound = ping_timeout_ms.get();
         if self.wdt.response.wait_killable_timeout(bound) == WaitResult::TimedOut {
+            self.wdt.inner.lock().machine.probe_timed_out();
             dev_err!(
                 self.wdt.dev(),
                 "no response to the probe ping in {} ms: watchdog not registered until the ME notifies or the device is rebound\n",

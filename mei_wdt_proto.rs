@@ -375,6 +375,16 @@ impl Machine {
         }
     }
 
+    /// The probe ping got no answer within the bound.
+    ///
+    /// Not in C, which waits for ever and ignores later notifications while
+    /// in PROBE: the Rust driver treats a silent firmware like one that said
+    /// NOT_REQUIRED, so that the ME's notification registers the device.
+    pub fn probe_timed_out(&mut self) {
+        if self.state == State::Probe {
+            self.state = State::NotRequired;
+        }
+    }
     /// Firmware event notification; only meaningful after NOT_REQUIRED.
     pub fn notification(&mut self) -> NotifAction {
         if self.state == State::NotRequired {

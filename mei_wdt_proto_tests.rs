@@ -563,3 +563,48 @@ fn flow_start_then_stop_sends_nothing() {
     assert_eq!(m.op_stop(), StopAction::Nothing);
     assert_eq!(m.state(), State::Start);
 }
+
+#[test]
+fn probe_timeout_waits_for_a_notification() {
+    let mut m = Machine::new(2);
+    assert_eq!(m.probe(), ProbeAction::Ping);
+    m.probe_timed_out();
+    assert_eq!(m.state(), State::NotRequired);
+    assert_eq!(m.notification(), NotifAction::Register);
+    m.registered();
+    assert_eq!(m.state(), State::Idle);
+}
+
+#[test]
+fn probe_timeout_after_an_answer_changes_nothing() {
+    for answered in [State::Idle, State::NotRequired, State::Running] {
+        let mut m = Machine::new(2);
+        let _ = m.probe();
+        match answered {
+            State::Idle => {
+                let _ = m.response(&Response::Start {
+                    status: 0,
+                    not_required: false,
+                });
+                m.registered();
+            }
+            State::NotRequired => {
+                let _ = m.response(&Response::Start {
+                    status: 0,
+                    not_required: true,
+                });
+            }
+            _ => {
+                let _ = m.response(&Response::Start {
+                    status: 0,
+                    not_required: false,
+                });
+                m.registered();
+                m.op_start();
+                let _ = m.op_ping();
+            }
+        }
+        m.probe_timed_out();
+        assert_eq!(m.state(), answered);
+    }
+}

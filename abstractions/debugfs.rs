@@ -30,6 +30,9 @@ impl Write for Snapshot {
     }
 }
 
+/// # Safety
+///
+/// Called by the VFS on a file created by `Dir::file`, whose inode's private data and real fops are what `Files` set up.
 unsafe extern "C" fn open_callback<T: Sync>(
     inode: *mut bindings::inode,
     file: *mut bindings::file,
@@ -58,6 +61,9 @@ unsafe extern "C" fn open_callback<T: Sync>(
     }
 }
 
+/// # Safety
+///
+/// Called by the VFS on a file created by `Dir::file`, whose inode's private data and real fops are what `Files` set up.
 unsafe extern "C" fn read_callback(
     file: *mut bindings::file,
     buf: *mut c_char,
@@ -79,6 +85,9 @@ unsafe extern "C" fn read_callback(
     }
 }
 
+/// # Safety
+///
+/// Called by the VFS on a file created by `Dir::file`, whose inode's private data and real fops are what `Files` set up.
 unsafe extern "C" fn release_callback(
     _inode: *mut bindings::inode,
     file: *mut bindings::file,

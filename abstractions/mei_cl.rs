@@ -11,11 +11,11 @@ use crate::device;
 use core::marker::PhantomData;
 use core::pin::Pin;
 use core::ptr::addr_of_mut;
+use core::ptr::NonNull;
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use kernel::error::{from_result, to_result};
 use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
-use core::ptr::NonNull;
 use kernel::types::{ARef, AlwaysRefCounted, Opaque};
 
 /// An MEI client device (`struct mei_cl_device`).
@@ -210,6 +210,9 @@ unsafe fn drvdata<'a, T: Driver>(cldev: *mut bindings::mei_cl_device) -> Option<
     }
 }
 
+/// # Safety
+///
+/// Called by the MEI bus with a valid client device bound to driver `T` (drvdata null or set by `probe_callback`).
 unsafe extern "C" fn probe_callback<T: Driver>(
     cldev: *mut bindings::mei_cl_device,
     _id: *const bindings::mei_cl_device_id,
@@ -241,6 +244,9 @@ unsafe extern "C" fn probe_callback<T: Driver>(
     })
 }
 
+/// # Safety
+///
+/// Called by the MEI bus with a valid client device bound to driver `T` (drvdata null or set by `probe_callback`).
 unsafe extern "C" fn remove_callback<T: Driver>(cldev: *mut bindings::mei_cl_device) {
     // SAFETY: the bus passes a valid device bound to `T`.
     let dev = unsafe { Device::from_raw(cldev) };
@@ -254,12 +260,13 @@ unsafe extern "C" fn remove_callback<T: Driver>(cldev: *mut bindings::mei_cl_dev
     // leaked in `probe_callback` and drop it.
     unsafe {
         bindings::mei_cldev_set_drvdata(cldev, core::ptr::null_mut());
-        drop(KBox::from_raw(
-            (data.get_ref() as *const T).cast_mut(),
-        ));
+        drop(KBox::from_raw((data.get_ref() as *const T).cast_mut()));
     }
 }
 
+/// # Safety
+///
+/// Called by the MEI bus with a valid client device bound to driver `T` (drvdata null or set by `probe_callback`).
 unsafe extern "C" fn rx_callback<T: Driver>(cldev: *mut bindings::mei_cl_device) {
     // SAFETY: the bus runs the rx work only for a registered, valid device,
     // bound to `T` (the callback was registered by `T`).
@@ -269,6 +276,9 @@ unsafe extern "C" fn rx_callback<T: Driver>(cldev: *mut bindings::mei_cl_device)
     }
 }
 
+/// # Safety
+///
+/// Called by the MEI bus with a valid client device bound to driver `T` (drvdata null or set by `probe_callback`).
 unsafe extern "C" fn notify_callback<T: Driver>(cldev: *mut bindings::mei_cl_device) {
     // SAFETY: as in `rx_callback`.
     if let Some(data) = unsafe { drvdata::<T>(cldev) } {

@@ -115,24 +115,36 @@ unsafe fn registration<'a, T: Operations>(
     }
 }
 
+/// # Safety
+///
+/// Called by the watchdog core with the `watchdog_device` of a live `Registration<T>`.
 unsafe extern "C" fn start_callback<T: Operations>(wdd: *mut bindings::watchdog_device) -> c_int {
     // SAFETY: the core calls ops only on registered devices.
     let (reg, dev) = unsafe { registration::<T>(wdd) };
     from_result(|| reg.data.start(dev).map(|()| 0))
 }
 
+/// # Safety
+///
+/// Called by the watchdog core with the `watchdog_device` of a live `Registration<T>`.
 unsafe extern "C" fn stop_callback<T: Operations>(wdd: *mut bindings::watchdog_device) -> c_int {
     // SAFETY: as in `start_callback`.
     let (reg, dev) = unsafe { registration::<T>(wdd) };
     from_result(|| reg.data.stop(dev).map(|()| 0))
 }
 
+/// # Safety
+///
+/// Called by the watchdog core with the `watchdog_device` of a live `Registration<T>`.
 unsafe extern "C" fn ping_callback<T: Operations>(wdd: *mut bindings::watchdog_device) -> c_int {
     // SAFETY: as in `start_callback`.
     let (reg, dev) = unsafe { registration::<T>(wdd) };
     from_result(|| reg.data.ping(dev).map(|()| 0))
 }
 
+/// # Safety
+///
+/// Called by the watchdog core with the `watchdog_device` of a live `Registration<T>`.
 unsafe extern "C" fn set_timeout_callback<T: Operations>(
     wdd: *mut bindings::watchdog_device,
     timeout: c_uint,

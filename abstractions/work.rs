@@ -55,6 +55,9 @@ unsafe impl<T: WorkHandler> Send for Work<T> {}
 // SAFETY: as above.
 unsafe impl<T: WorkHandler> Sync for Work<T> {}
 
+/// # Safety
+///
+/// Called by the workqueue with the `work` of a `Work<T>` embedded in a live `T`.
 unsafe extern "C" fn work_callback<T: WorkHandler>(work: *mut bindings::work_struct) {
     // SAFETY: `work` is the `work` field (first, transparent) of a
     // `Work<T>` at `T::OFFSET` in a live `T`: it is cancelled in `drop`.

@@ -3,7 +3,7 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$TOPDIR"
-for manifest in qemu/mestub/Cargo.toml; do
+for manifest in proto-test/Cargo.toml qemu/mestub/Cargo.toml; do
 	cargo test --quiet --manifest-path "$manifest" \
 		--target-dir "$CACHE_DIR/cargo-host"
 done

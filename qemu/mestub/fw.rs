@@ -94,7 +94,10 @@ const FAULTS: [(Fault, &str); 10] = [
 
 impl Fault {
     fn name(self) -> &'static str {
-        FAULTS.iter().find(|(f, _)| *f == self).map_or("?", |(_, n)| n)
+        FAULTS
+            .iter()
+            .find(|(f, _)| *f == self)
+            .map_or("?", |(_, n)| n)
     }
 
     fn parse(s: &str) -> Option<Fault> {
@@ -537,7 +540,10 @@ impl Firmware {
                     self.wd_notify = start != 0;
                     HBMS_SUCCESS
                 };
-                self.push_hbm(&[NOTIFY_REQ | RES_BIT, me, host, status, start, 0, 0, 0], now);
+                self.push_hbm(
+                    &[NOTIFY_REQ | RES_BIT, me, host, status, start, 0, 0, 0],
+                    now,
+                );
             }
             _ => {}
         }

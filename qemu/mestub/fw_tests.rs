@@ -83,7 +83,10 @@ fn hbm_start_enumeration_and_properties() {
     assert_eq!(props[..4], [0x85, WD_ME_ADDR, 0, 0]);
     assert_eq!(props[4..20], WD_GUID);
     assert_eq!(props[20], 2);
-    assert_eq!(u32::from_le_bytes(props[24..28].try_into().unwrap()), WD_MTU);
+    assert_eq!(
+        u32::from_le_bytes(props[24..28].try_into().unwrap()),
+        WD_MTU
+    );
     hbm(&mut fw, &[0x05, 7, 0, 0]);
     assert_eq!(drain(&mut fw, 0)[0].2[2], 1, "unknown client is not found");
 }
@@ -91,10 +94,16 @@ fn hbm_start_enumeration_and_properties() {
 #[test]
 fn guid_bytes_match_the_textual_guid() {
     // 05B79A6F-4628-4D7F-899D-A91514CB32AB in uuid_le layout.
-    assert_eq!(u32::from_le_bytes(WD_GUID[0..4].try_into().unwrap()), 0x05B7_9A6F);
+    assert_eq!(
+        u32::from_le_bytes(WD_GUID[0..4].try_into().unwrap()),
+        0x05B7_9A6F
+    );
     assert_eq!(u16::from_le_bytes([WD_GUID[4], WD_GUID[5]]), 0x4628);
     assert_eq!(u16::from_le_bytes([WD_GUID[6], WD_GUID[7]]), 0x4D7F);
-    assert_eq!(WD_GUID[8..], [0x89, 0x9D, 0xA9, 0x15, 0x14, 0xCB, 0x32, 0xAB]);
+    assert_eq!(
+        WD_GUID[8..],
+        [0x89, 0x9D, 0xA9, 0x15, 0x14, 0xCB, 0x32, 0xAB]
+    );
 }
 
 #[test]
@@ -130,8 +139,14 @@ fn ping_gets_start_response_and_credit() {
     ping(&mut fw, 120, 0);
     let msgs = drain(&mut fw, 0);
     assert_eq!(msgs.len(), 2);
-    assert_eq!(msgs[0], (0, 0, [0x08, WD_ME_ADDR, HOST, 0, 0, 0, 0, 0].to_vec()));
-    assert_eq!(msgs[1], (WD_ME_ADDR, HOST, [2, 4, 0x83, 0x10, 0, 0].to_vec()));
+    assert_eq!(
+        msgs[0],
+        (0, 0, [0x08, WD_ME_ADDR, HOST, 0, 0, 0, 0, 0].to_vec())
+    );
+    assert_eq!(
+        msgs[1],
+        (WD_ME_ADDR, HOST, [2, 4, 0x83, 0x10, 0, 0].to_vec())
+    );
     assert_eq!(
         trace(&fw),
         "host: connect\n\
@@ -261,7 +276,10 @@ fn notification_needs_connection_and_enable() {
     let mut fw = connected(Config::default());
     assert_eq!(fw.notify(0), Err(ActionError::NotConnected));
     hbm(&mut fw, &[0x10, WD_ME_ADDR, HOST, 1]);
-    assert_eq!(drain(&mut fw, 0)[0].2, [0x90, WD_ME_ADDR, HOST, 0, 1, 0, 0, 0]);
+    assert_eq!(
+        drain(&mut fw, 0)[0].2,
+        [0x90, WD_ME_ADDR, HOST, 0, 1, 0, 0, 0]
+    );
     fw.notify(0).unwrap();
     assert_eq!(drain(&mut fw, 0)[0].2, [0x11, WD_ME_ADDR, HOST, 0]);
     assert!(trace(&fw).ends_with("host: notify-request start=1\nfw: notification\n"));
@@ -348,8 +366,14 @@ fn decode_mc_classes() {
     assert_eq!(decode_mc(&[2, 2, 0x14, 0x11]), McMsg::UnknownVersion(0x11));
     assert_eq!(decode_mc(&[2, 2, 0x14, 0x10]), McMsg::StopRequest);
     assert_eq!(decode_mc(&[2, 3, 0x14, 0x10, 0]), McMsg::BadLength(0x14, 5));
-    assert_eq!(decode_mc(&start_req(0xfffe)), McMsg::StartRequest { timeout: 0xfffe });
-    assert_eq!(decode_mc(&[2, 2, 0x55, 0x10]), McMsg::UnknownSubcommand(0x55));
+    assert_eq!(
+        decode_mc(&start_req(0xfffe)),
+        McMsg::StartRequest { timeout: 0xfffe }
+    );
+    assert_eq!(
+        decode_mc(&[2, 2, 0x55, 0x10]),
+        McMsg::UnknownSubcommand(0x55)
+    );
 }
 
 #[test]

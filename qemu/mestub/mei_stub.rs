@@ -19,9 +19,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use kernel::ffi::{c_char, c_int, c_ulong, c_void};
 use kernel::prelude::*;
+use kernel::str::CString;
 use kernel::sync::Mutex;
 use kernel::types::Opaque;
-use kernel::str::CString;
 use kernel::uaccess::UserSlice;
 use kernel::{c_str, new_mutex, static_lock_class};
 
@@ -69,9 +69,7 @@ const MAX_DEVICES: usize = 8;
 /// The C key of a lockdep class.
 fn lock_class(key: &'static kernel::sync::LockClassKey) -> *mut bindings::lock_class_key {
     // `LockClassKey` is a transparent wrapper of the C key.
-    (key as *const kernel::sync::LockClassKey)
-        .cast_mut()
-        .cast()
+    (key as *const kernel::sync::LockClassKey).cast_mut().cast()
 }
 
 fn now_ms() -> u64 {
@@ -259,10 +257,7 @@ impl Stub {
         let this = unsafe { self.get_unchecked_mut() };
         // SAFETY: the name is a static C string; the id is unique.
         let pdev = unsafe {
-            bindings::platform_device_alloc(
-                c_str!("mei_stub").as_char_ptr(),
-                this.index as c_int,
-            )
+            bindings::platform_device_alloc(c_str!("mei_stub").as_char_ptr(), this.index as c_int)
         };
         if pdev.is_null() {
             return Err(ENOMEM);
@@ -277,8 +272,10 @@ impl Stub {
         this.pdev = Raw(pdev);
         let size = core::mem::size_of::<mei_device>() + core::mem::size_of::<*const Stub>();
         // SAFETY: plain allocation; freed in `stop`.
-        let mei = unsafe { bindings::__kmalloc_noprof(size, bindings::GFP_KERNEL | bindings::__GFP_ZERO) }
-            .cast::<mei_device>();
+        let mei = unsafe {
+            bindings::__kmalloc_noprof(size, bindings::GFP_KERNEL | bindings::__GFP_ZERO)
+        }
+        .cast::<mei_device>();
         if mei.is_null() {
             // SAFETY: `pdev` was added above.
             unsafe { bindings::platform_device_unregister(pdev) };
@@ -360,6 +357,10 @@ impl PinnedDrop for Stub {
 
 /// Probe of the stub's platform driver: the MEI device is set up by
 /// [`Stub::start`] once the platform device is bound.
+///
+/// # Safety
+///
+/// Called by the driver core with a valid platform device.
 unsafe extern "C" fn pdev_probe(_pdev: *mut bindings::platform_device) -> c_int {
     0
 }
@@ -372,23 +373,41 @@ unsafe extern "C" fn pdev_probe(_pdev: *mut bindings::platform_device) -> c_int 
 unsafe extern "C" fn service_fn(work: *mut bindings::work_struct) {
     // SAFETY: `work` is the first member of the `delayed_work` embedded in
     // a live `Stub` at offset `service` (`Opaque` is transparent).
-    let stub = unsafe { &*work.cast::<u8>().sub(offset_of!(Stub, service)).cast::<Stub>() };
+    let stub = unsafe {
+        &*work
+            .cast::<u8>()
+            .sub(offset_of!(Stub, service))
+            .cast::<Stub>()
+    };
     stub.service();
 }
 
 // The hw ops. Each is called by the MEI core with a `mei_device` created by
 // `Stub::start`, which satisfies `Stub::from_mei`.
 
+/// # Safety
+///
+/// Called by the MEI core with a `mei_device` created by `Stub::start`, whose `hw` area points to its live stub.
 unsafe extern "C" fn host_is_ready(dev: *mut mei_device) -> bool {
     // SAFETY: see the hw ops note above.
-    unsafe { Stub::from_mei(dev) }.host_ready.load(Ordering::Acquire)
+    unsafe { Stub::from_mei(dev) }
+        .host_ready
+        .load(Ordering::Acquire)
 }
 
+/// # Safety
+///
+/// Called by the MEI core with a `mei_device` created by `Stub::start`, whose `hw` area points to its live stub.
 unsafe extern "C" fn hw_is_ready(dev: *mut mei_device) -> bool {
     // SAFETY: see the hw ops note above.
-    unsafe { Stub::from_mei(dev) }.hw_ready.load(Ordering::Acquire)
+    unsafe { Stub::from_mei(dev) }
+        .hw_ready
+        .load(Ordering::Acquire)
 }
 
+/// # Safety
+///
+/// Called by the MEI core with a `mei_device` created by `Stub::start`, whose `hw` area points to its live stub.
 unsafe extern "C" fn hw_reset(dev: *mut mei_device, _intr_enable: bool) -> c_int {
     // SAFETY: see the hw ops note above.
     let stub = unsafe { Stub::from_mei(dev) };
@@ -398,6 +417,9 @@ unsafe extern "C" fn hw_reset(dev: *mut mei_device, _intr_enable: bool) -> c_int
     0
 }
 
+/// # Safety
+///
+/// Called by the MEI core with a `mei_device` created by `Stub::start`, whose `hw` area points to its live stub.
 unsafe extern "C" fn hw_start(dev: *mut mei_device) -> c_int {
     // SAFETY: see the hw ops note above.
     let stub = unsafe { Stub::from_mei(dev) };
@@ -406,10 +428,16 @@ unsafe extern "C" fn hw_start(dev: *mut mei_device) -> c_int {
     0
 }
 
+/// # Safety
+///
+/// Called by the MEI core with a `mei_device` created by `Stub::start`, whose `hw` area points to its live stub.
 unsafe extern "C" fn hw_config(_dev: *mut mei_device) -> c_int {
     0
 }
 
+/// # Safety
+///
+/// Called by the MEI core with a `mei_device` created by `Stub::start`, whose `hw` area points to its live stub.
 unsafe extern "C" fn fw_status(_dev: *mut mei_device, sts: *mut bindings::mei_fw_status) -> c_int {
     if sts.is_null() {
         return -(bindings::EINVAL as c_int);
@@ -419,28 +447,49 @@ unsafe extern "C" fn fw_status(_dev: *mut mei_device, sts: *mut bindings::mei_fw
     0
 }
 
+/// # Safety
+///
+/// Called by the MEI core with a `mei_device` created by `Stub::start`, whose `hw` area points to its live stub.
 unsafe extern "C" fn pg_state(_dev: *mut mei_device) -> bindings::mei_pg_state {
     bindings::mei_pg_state_MEI_PG_OFF
 }
 
+/// # Safety
+///
+/// Called by the MEI core with a `mei_device` created by `Stub::start`, whose `hw` area points to its live stub.
 unsafe extern "C" fn no_bool(_dev: *mut mei_device) -> bool {
     false
 }
 
+/// # Safety
+///
+/// Called by the MEI core with a `mei_device` created by `Stub::start`, whose `hw` area points to its live stub.
 unsafe extern "C" fn no_op(_dev: *mut mei_device) {}
 
+/// # Safety
+///
+/// Called by the MEI core with a `mei_device` created by `Stub::start`, whose `hw` area points to its live stub.
 unsafe extern "C" fn hbuf_free_slots(_dev: *mut mei_device) -> c_int {
     HBUF_DEPTH as c_int
 }
 
+/// # Safety
+///
+/// Called by the MEI core with a `mei_device` created by `Stub::start`, whose `hw` area points to its live stub.
 unsafe extern "C" fn hbuf_is_ready(_dev: *mut mei_device) -> bool {
     true
 }
 
+/// # Safety
+///
+/// Called by the MEI core with a `mei_device` created by `Stub::start`, whose `hw` area points to its live stub.
 unsafe extern "C" fn hbuf_depth(_dev: *const mei_device) -> u32 {
     HBUF_DEPTH
 }
 
+/// # Safety
+///
+/// Called by the MEI core with a `mei_device` created by `Stub::start`, whose `hw` area points to its live stub.
 unsafe extern "C" fn write(
     dev: *mut mei_device,
     hdr: *const c_void,
@@ -459,7 +508,11 @@ unsafe extern "C" fn write(
         } else {
             &[]
         };
-        (Stub::from_mei(dev), hdr.cast::<u32>().read_unaligned(), data)
+        (
+            Stub::from_mei(dev),
+            hdr.cast::<u32>().read_unaligned(),
+            data,
+        )
     };
     stub.fw.lock().host_write(hdr, data, now_ms());
     // The host buffer is free again at once: tell the core, as an
@@ -468,16 +521,25 @@ unsafe extern "C" fn write(
     0
 }
 
+/// # Safety
+///
+/// Called by the MEI core with a `mei_device` created by `Stub::start`, whose `hw` area points to its live stub.
 unsafe extern "C" fn rdbuf_full_slots(dev: *mut mei_device) -> c_int {
     // SAFETY: see the hw ops note above.
     unsafe { Stub::from_mei(dev) }.fw.lock().rx_slots()
 }
 
+/// # Safety
+///
+/// Called by the MEI core with a `mei_device` created by `Stub::start`, whose `hw` area points to its live stub.
 unsafe extern "C" fn read_hdr(dev: *const mei_device) -> u32 {
     // SAFETY: see the hw ops note above.
     unsafe { Stub::from_mei(dev) }.fw.lock().rx_header()
 }
 
+/// # Safety
+///
+/// Called by the MEI core with a `mei_device` created by `Stub::start`, whose `hw` area points to its live stub.
 unsafe extern "C" fn read(dev: *mut mei_device, buf: *mut u8, len: c_ulong) -> c_int {
     if buf.is_null() && len > 0 {
         return -(bindings::EINVAL as c_int);
@@ -486,7 +548,7 @@ unsafe extern "C" fn read(dev: *mut mei_device, buf: *mut u8, len: c_ulong) -> c
     // bytes.
     let (stub, buf) = unsafe {
         let buf = if len > 0 {
-            core::slice::from_raw_parts_mut(buf, len as usize)
+            core::slice::from_raw_parts_mut(buf, len)
         } else {
             &mut []
         };
@@ -634,7 +696,10 @@ impl Registry {
     fn remove(&self, index: usize) -> Result {
         let stub = {
             let mut devices = self.devices.lock();
-            devices.get_mut(index).and_then(Option::take).ok_or(ENOENT)?
+            devices
+                .get_mut(index)
+                .and_then(Option::take)
+                .ok_or(ENOENT)?
         };
         drop(stub);
         Ok(())
@@ -680,6 +745,9 @@ unsafe fn file_data(file: *mut bindings::file) -> *mut c_void {
     unsafe { (*(*file).f_inode).i_private }
 }
 
+/// # Safety
+///
+/// Called by the VFS on one of the stub's debugfs files, whose inode data is set by `Registry::create_file`.
 unsafe extern "C" fn ctl_write(
     file: *mut bindings::file,
     buf: *const c_char,
@@ -752,6 +820,9 @@ fn stub_ctl(stub: &Stub, cmd: &str) -> Result {
     Ok(())
 }
 
+/// # Safety
+///
+/// Called by the VFS on one of the stub's debugfs files, whose inode data is set by `Registry::create_file`.
 unsafe extern "C" fn snap_open(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
     let Some(reg) = registry() else {
         return -(bindings::ENODEV as c_int);
@@ -782,6 +853,9 @@ unsafe extern "C" fn snap_open(inode: *mut bindings::inode, file: *mut bindings:
     }
 }
 
+/// # Safety
+///
+/// Called by the VFS on one of the stub's debugfs files, whose inode data is set by `Registry::create_file`.
 unsafe extern "C" fn snap_read(
     file: *mut bindings::file,
     buf: *mut c_char,
@@ -802,7 +876,13 @@ unsafe extern "C" fn snap_read(
     }
 }
 
-unsafe extern "C" fn snap_release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+/// # Safety
+///
+/// Called by the VFS on one of the stub's debugfs files, whose inode data is set by `Registry::create_file`.
+unsafe extern "C" fn snap_release(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
     // SAFETY: `private_data` was set from `KBox::into_raw` in `snap_open`.
     drop(unsafe { KBox::from_raw((*file).private_data.cast::<Snapshot>()) });
     0
@@ -834,9 +914,12 @@ impl kernel::Module for MeiStubModule {
             ..read_only
         };
         // Distinct fops per kind: `kind_of` tells files apart by them.
-        let fops = [write_only, write_only, read_write, write_only, read_only, read_only];
+        let fops = [
+            write_only, write_only, read_write, write_only, read_only, read_only,
+        ];
         // SAFETY: creating a top-level debugfs directory.
-        let root = unsafe { bindings::debugfs_create_dir(c_str!("mei_stub").as_char_ptr(), null_mut()) };
+        let root =
+            unsafe { bindings::debugfs_create_dir(c_str!("mei_stub").as_char_ptr(), null_mut()) };
         let registry = KBox::pin_init(
             pin_init!(Registry {
                 devices <- new_mutex!(KVec::new()),
