@@ -6,7 +6,7 @@
 #                         default the running kernel's)
 #   make KERNEL=release   ... against a test kernel (release or debug)
 #   make CLIPPY=1         ... with clippy
-#   make install          modules_install
+#   make install          modules_install (into updates/)
 #   make clean
 #   make rust-analyzer    write rust-project.json
 #
@@ -26,6 +26,8 @@ KDIR ?= /lib/modules/$(shell uname -r)/build
 DRIVER ?= rust
 SUITE ?= all
 LLVM ?= 1
+# Ahead of the kernel's own mei_wdt.ko in depmod's search order.
+INSTALL_MOD_DIR ?= updates
 export PATH := /usr/lib/llvm-16/bin:$(PATH)
 
 .PHONY: all modules install clean rust-analyzer check-kdir \
@@ -34,7 +36,7 @@ export PATH := /usr/lib/llvm-16/bin:$(PATH)
 all: modules
 
 modules install clean rust-analyzer: check-kdir
-	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) \
+	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) INSTALL_MOD_DIR=$(INSTALL_MOD_DIR) \
 		$(if $(filter install,$@),modules_install,$@)
 
 # One clear line instead of a page of compiler errors.

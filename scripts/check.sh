@@ -1,6 +1,6 @@
 #!/bin/bash
-# The project's test command: host tests, then every VM suite on both test
-# kernels. Prints each part's results and ends with the summed line
+# The project's test command: static checks, host tests, then every VM
+# suite for both drivers (the C reference first) on both test kernels. Prints each part's results and ends with the summed line
 # "N passed, N failed".
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
@@ -43,9 +43,10 @@ part() {
 	count "$log" "$rc" "$name" $(($(date +%s) - start))
 }
 
+part "lint" scripts/lint.sh
 part "host tests" scripts/host-test.sh
 for kernel in release debug; do
-	for driver in ${CHECK_DRIVERS:-c}; do
+	for driver in ${CHECK_DRIVERS:-c rust}; do
 		part "vm $driver $kernel" scripts/vm-test.sh "$driver" "$kernel" all
 	done
 done

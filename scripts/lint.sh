@@ -1,0 +1,59 @@
+#!/bin/bash
+# Static checks: rustfmt, clippy and compiler warnings (kernel modules and
+# host crates), no `unsafe` in the driver file, a SAFETY comment on every
+# `unsafe` block and impl. One result line per check, then
+# "N passed, N failed".
+set -uo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$TOPDIR"
+
+passed=0
+failed=0
+result() {
+	if [ "$2" = 0 ]; then
+		echo "PASS $1"
+		passed=$((passed + 1))
+	else
+		echo "FAIL $1"
+		failed=$((failed + 1))
+	fi
+}
+
+roots=(mei_wdt.rs qemu/mestub/mei_stub.rs qemu/mestub/host.rs proto-test/lib.rs qemu/guest/src/main.rs)
+rustfmt --check --edition 2021 --config-path rustfmt.toml "${roots[@]}" >/dev/null 2>&1
+result rustfmt $?
+
+n=$(grep -c unsafe mei_wdt.rs)
+[ "$n" = 0 ] || echo "mei_wdt.rs mentions unsafe $n times"
+result no-unsafe-in-driver "$n"
+
+# Every `unsafe {` block and `unsafe impl` has a `// SAFETY:` comment in the
+# lines just above it (or on the same line).
+missing=$(awk '
+	FNR == 1 { window = "" }
+	/^[[:space:]]*\/\/ SAFETY:/ { last = FNR }
+	/unsafe (\{|impl)/ && !/^[[:space:]]*\/\// {
+		if (!(last && FNR - last <= 8) && $0 !~ /SAFETY/) print FILENAME ":" FNR ": " $0
+	}
+	FNR == 1 { last = 0 }
+' abstractions/*.rs qemu/mestub/mei_stub.rs qemu/guest/src/*.rs)
+[ -z "$missing" ] || echo "$missing"
+result safety-comments "$([ -z "$missing" ]; echo $?)"
+
+kdir=$(scripts/kernel.sh build release)
+for dir in . qemu/mestub; do
+	out=$(touch "$dir"/*.rs && scripts/build-module.sh "$kdir" "$dir" CLIPPY=1 2>&1)
+	rc=$?
+	warnings=$(grep -cE '^(warning|error)' <<<"$out")
+	((rc == 0 && warnings == 0)) || grep -E '^(warning|error)' -A4 <<<"$out"
+	result "clippy-and-warnings $dir" "$((rc != 0 || warnings != 0))"
+done
+
+for manifest in proto-test/Cargo.toml qemu/mestub/Cargo.toml qemu/guest/Cargo.toml; do
+	cargo clippy --quiet --all-targets --manifest-path "$manifest" \
+		--target-dir "$CACHE_DIR/cargo-lint" -- -D warnings
+	result "cargo-clippy $manifest" $?
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
