@@ -6,6 +6,10 @@ CACHE_DIR=${MEI_WDT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mei-wdt-rs}
 TOPDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 export PATH="/usr/lib/llvm-16/bin:$HOME/.cargo/bin:$PATH"
+# The pinned toolchain everywhere, also where the working directory (the
+# kernel tree) is outside the checkout and rust-toolchain.toml not seen.
+RUSTUP_TOOLCHAIN=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$TOPDIR/rust-toolchain.toml")
+export RUSTUP_TOOLCHAIN
 
 die() {
 	echo "error: $*" >&2
@@ -21,8 +25,10 @@ require_tool() {
 # The Debian kernel source tarball and its package version.
 KERNEL_TARBALL=${KERNEL_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
 kernel_pkg_version() {
-	{ dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null | tr '~:' '__'; } ||
-		stat -c %Y "$KERNEL_TARBALL"
+	local v
+	v=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null) ||
+		v=$(stat -c %Y "$KERNEL_TARBALL")
+	tr '~:' '__' <<<"$v"
 }
 
 # Toolchain identity: part of every kernel and module cache key.
