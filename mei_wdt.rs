@@ -14,6 +14,7 @@ mod bindings;
 #[path = "abstractions/completion.rs"]
 mod completion;
 #[path = "abstractions/debugfs.rs"]
+#[allow(dead_code)] // Shared with the ME stub, which uses the rest.
 mod debugfs;
 #[path = "abstractions/device.rs"]
 mod device;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Read-only debugfs text files.
+//! Debugfs text files: read as a snapshot, written a line at a time.
 //!
 //! A file's text is formatted when it is opened, so reads at any offset see
 //! one snapshot. Directories and files are removed on drop; removal waits
@@ -16,9 +16,16 @@ use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use kernel::ffi::{c_char, c_int};
 use kernel::prelude::*;
 use kernel::sync::Arc;
+use kernel::uaccess::UserSlice;
 
 /// Writes a file's text for its data.
 pub(crate) type ShowFn<T> = fn(&T, &mut dyn Write) -> fmt::Result;
+
+/// Takes a line written to a file (trimmed, at most [`MAX_STORE`] bytes).
+pub(crate) type StoreFn<T> = fn(&T, &str) -> Result;
+
+/// Longest text a write may store.
+pub(crate) const MAX_STORE: usize = 256;
 
 struct Snapshot(KVec<u8>);
 
@@ -47,7 +54,10 @@ unsafe extern "C" fn open_callback<T: Sync>(
         )
     };
     let mut snap = Snapshot(KVec::new());
-    if (ops.show)(data, &mut snap).is_err() {
+    let Some(show) = ops.show else {
+        return EINVAL.to_errno();
+    };
+    if show(data, &mut snap).is_err() {
         return ENOMEM.to_errno();
     }
     match KBox::new(snap, GFP_KERNEL) {
@@ -97,12 +107,49 @@ unsafe extern "C" fn release_callback(
     0
 }
 
-/// File operations for files showing a `T` with `show`.
+/// # Safety
+///
+/// Called by the VFS on a file created by `Dir::file` with a `store`
+/// function, whose inode's private data and real fops are set up there.
+unsafe extern "C" fn write_callback<T: Sync>(
+    file: *mut bindings::file,
+    buf: *const c_char,
+    len: usize,
+    _pos: *mut bindings::loff_t,
+) -> isize {
+    // SAFETY: as in `open_callback`, from the open file's inode.
+    let (data, ops) = unsafe {
+        (
+            &*(*(*file).f_inode).i_private.cast::<T>(),
+            &*bindings::debugfs_real_fops(file).cast::<FileOps<T>>(),
+        )
+    };
+    let res = (|| -> Result {
+        let store = ops.store.ok_or(EINVAL)?;
+        if len > MAX_STORE {
+            return Err(EINVAL);
+        }
+        let mut text = [0u8; MAX_STORE];
+        UserSlice::new(buf as usize, len)
+            .reader()
+            .read_slice(&mut text[..len])?;
+        let text = core::str::from_utf8(&text[..len]).map_err(|_| EINVAL)?;
+        store(data, text.trim())
+    })();
+    match res {
+        Ok(()) => len as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// File operations for files showing a `T` with `show` and, if writable,
+/// taking writes with `store`.
 #[repr(C)]
 pub(crate) struct FileOps<T: Sync> {
-    /// First: `open_callback` finds the `FileOps` from the real fops.
+    /// First: the callbacks find the `FileOps` from the real fops.
     fops: bindings::file_operations,
-    show: ShowFn<T>,
+    show: Option<ShowFn<T>>,
+    store: Option<StoreFn<T>>,
     _p: PhantomData<T>,
 }
 
@@ -114,18 +161,40 @@ unsafe impl<T: Sync> Sync for FileOps<T> {}
 impl<T: Sync> FileOps<T> {
     /// Read-only text file operations, owned by `module`.
     pub(crate) fn new(module: &'static ThisModule, show: ShowFn<T>) -> Self {
+        Self::with_store(module, Some(show), None)
+    }
+
+    /// Text file operations: readable with `show`, writable with `store`.
+    pub(crate) fn with_store(
+        module: &'static ThisModule,
+        show: Option<ShowFn<T>>,
+        store: Option<StoreFn<T>>,
+    ) -> Self {
+        // SAFETY: all-zero is "no operation" for every callback.
+        let none: bindings::file_operations = unsafe { core::mem::zeroed() };
+        let read = bindings::file_operations {
+            open: Some(open_callback::<T>),
+            read: Some(read_callback),
+            release: Some(release_callback),
+            ..none
+        };
+        let base = if show.is_some() { read } else { none };
         FileOps {
             fops: bindings::file_operations {
                 owner: module.as_ptr(),
-                open: Some(open_callback::<T>),
-                read: Some(read_callback),
-                release: Some(release_callback),
-                // SAFETY: all-zero is "no operation" for the rest.
-                ..unsafe { core::mem::zeroed() }
+                write: store.is_some().then_some(write_callback::<T> as _),
+                ..base
             },
             show,
+            store,
             _p: PhantomData,
         }
+    }
+
+    /// The file mode for what the operations allow.
+    fn mode(&self) -> u16 {
+        (if self.show.is_some() { 0o400 } else { 0 })
+            | (if self.store.is_some() { 0o200 } else { 0 })
     }
 }
 
@@ -144,6 +213,38 @@ impl Root {
         // SAFETY: `name` is a C string.
         let dir = unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), null_mut()) };
         self.0.store(dir, Ordering::Release);
+    }
+
+    fn as_raw(&self) -> *mut bindings::dentry {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Creates a file `name` for `data` with `ops` at the top of the root.
+    ///
+    /// # Safety
+    ///
+    /// `data` and `ops` must stay valid until the root is removed.
+    pub(crate) unsafe fn file<T: Sync>(&self, name: &CStr, data: &T, ops: &FileOps<T>) {
+        // SAFETY: `name` is a C string, the root is ours (or null), and the
+        // caller keeps `data` and `ops` alive while the file exists.
+        unsafe {
+            bindings::debugfs_create_file(
+                name.as_char_ptr(),
+                ops.mode(),
+                self.as_raw(),
+                (data as *const T).cast_mut().cast(),
+                &ops.fops,
+            );
+        }
+    }
+
+    /// Removes the named files at the top of the root (waiting for
+    /// running operations on them).
+    pub(crate) fn remove_files(&self, names: &[&CStr]) {
+        for name in names {
+            // SAFETY: `name` is a C string and the root ours (or null).
+            unsafe { bindings::debugfs_lookup_and_remove(name.as_char_ptr(), self.as_raw()) };
+        }
     }
 
     /// Removes the directory and everything left in it.
@@ -168,23 +269,23 @@ impl Dir {
     /// Creates `name` in `root`. Debugfs failures are not errors: the
     /// driver works without its files.
     pub(crate) fn new(name: &CStr, root: &Root) -> Dir {
-        let parent = root.0.load(Ordering::Acquire);
+        let parent = root.as_raw();
         // SAFETY: `name` is a C string; `parent` is null or our directory.
         Dir(unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), parent) })
     }
 
-    /// Creates a read-only file `name` showing `data`.
+    /// Creates a file `name` for `data` with `ops`.
     ///
     /// # Safety
     ///
     /// `data` and `ops` must stay valid until this directory is dropped.
-    unsafe fn file<T: Sync>(&self, name: &CStr, data: &T, ops: &FileOps<T>) {
+    pub(crate) unsafe fn file<T: Sync>(&self, name: &CStr, data: &T, ops: &FileOps<T>) {
         // SAFETY: `name` is a C string, the directory is ours, and the
         // caller keeps `data` and `ops` alive while the file exists.
         unsafe {
             bindings::debugfs_create_file(
                 name.as_char_ptr(),
-                0o400,
+                ops.mode(),
                 self.0,
                 (data as *const T).cast_mut().cast(),
                 &ops.fops,

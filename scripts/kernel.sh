@@ -1,21 +1,25 @@
 #!/bin/bash
 # Build (or reuse) a test kernel from the Debian 6.12 source.
 #
-#   kernel.sh build release|debug   build if not cached, print the build dir
-#   kernel.sh dir release|debug     print the build dir, fail if not built
+#   kernel.sh build release|debug|systemd   build if not cached, print the build dir
+#   kernel.sh dir release|debug|systemd     print the build dir, fail if not built
 #
 # Cache: $CACHE_DIR/kernel-<version>-<flavor>-<hash>/ where the hash covers
-# the config fragments, this script and the toolchain. A lock makes two
+# the config fragments, the build recipe (RECIPE below) and the toolchain. A lock makes two
 # concurrent builds of the same kernel wait for each other.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
+
+# Bump when the build steps below change, so cached kernels are rebuilt.
+RECIPE="tinyconfig+merge_config+olddefconfig; bzImage modules; LLVM=1 x86_64; v1"
 
 cmd=${1:-}
 flavor=${2:-release}
 case "$flavor" in
 release) fragments=(qemu/kconfig/release.config) ;;
 debug) fragments=(qemu/kconfig/release.config qemu/kconfig/debug.config) ;;
-*) die "unknown kernel flavor '$flavor' (release or debug)" ;;
+systemd) fragments=(qemu/kconfig/release.config qemu/kconfig/systemd.config) ;;
+*) die "unknown kernel flavor '$flavor' (release, debug or systemd)" ;;
 esac
 
 check_tools() {
@@ -63,7 +67,8 @@ source_dir() {
 build_dir() {
 	local hash
 	hash=$(cd "$TOPDIR" && {
-		cat "${fragments[@]}" scripts/kernel.sh
+		cat "${fragments[@]}"
+		echo "$RECIPE"
 		toolchain_id
 	} | sha256sum | cut -c1-12)
 	echo "$CACHE_DIR/kernel-$(kernel_pkg_version)-$flavor-$hash"
@@ -110,5 +115,5 @@ build)
 	echo "kernel: $flavor built in $(($(date +%s) - start)) s" >&2
 	echo "$out"
 	;;
-*) die "usage: kernel.sh build|dir release|debug" ;;
+*) die "usage: kernel.sh build|dir release|debug|systemd" ;;
 esac

@@ -16,15 +16,20 @@ use core::mem::{offset_of, MaybeUninit};
 use core::pin::Pin;
 use core::ptr::{addr_of_mut, null_mut};
 use core::sync::atomic::{AtomicBool, Ordering};
+use debugfs::FileOps;
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
-use kernel::ffi::{c_char, c_int, c_ulong, c_void};
+use kernel::error::to_result;
+use kernel::ffi::{c_int, c_ulong, c_void};
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::Mutex;
 use kernel::types::Opaque;
-use kernel::uaccess::UserSlice;
 use kernel::{c_str, new_mutex, static_lock_class};
 
+/// Debugfs files, shared with the driver's abstractions.
+#[path = "../../abstractions/debugfs.rs"]
+#[allow(dead_code)] // The stub does not use every item.
+mod debugfs;
 /// The firmware model; some of its API only serves the host tests.
 #[path = "fw.rs"]
 #[allow(dead_code, unreachable_pub)]
@@ -61,8 +66,6 @@ module! {
 
 /// Host buffer depth in 4-byte slots.
 const HBUF_DEPTH: u32 = 128;
-/// Largest control string accepted from userspace.
-const MAX_CTL: usize = 256;
 /// Most stub devices at once.
 const MAX_DEVICES: usize = 8;
 
@@ -102,7 +105,8 @@ struct Stub {
     host_ready: AtomicBool,
     mei: Raw<mei_device>,
     pdev: Raw<bindings::platform_device>,
-    dir: Raw<bindings::dentry>,
+    /// The device's debugfs directory, removed first on drop.
+    dir: Option<debugfs::Dir>,
 }
 
 // SAFETY: the work item is only touched through the workqueue API, which
@@ -158,7 +162,7 @@ impl Stub {
             host_ready: AtomicBool::new(false),
             mei: Raw(null_mut()),
             pdev: Raw(null_mut()),
-            dir: Raw(null_mut()),
+            dir: None,
         })
     }
 
@@ -345,11 +349,9 @@ impl PinnedDrop for Stub {
     fn drop(self: Pin<&mut Self>) {
         // SAFETY: teardown does not move the stub.
         let this = unsafe { self.get_unchecked_mut() };
-        if !this.dir.0.is_null() {
-            // SAFETY: removing the directory waits for running file
-            // operations, so none can reach the stub afterwards.
-            unsafe { bindings::debugfs_remove(this.dir.0) };
-        }
+        // Removing the directory waits for running file operations, so
+        // none can reach the stub afterwards.
+        drop(this.dir.take());
         let registered = !this.mei.0.is_null();
         this.teardown(registered);
     }
@@ -582,46 +584,39 @@ static HW_OPS: mei_hw_ops = mei_hw_ops {
     read: Some(read),
 };
 
-/// Text written to a debugfs file, formatted when the file is opened so
-/// that reads at any offset see one consistent snapshot.
-struct Snapshot(KVec<u8>);
-
-impl Write for Snapshot {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.0
-            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
-            .map_err(|_| core::fmt::Error)
-    }
+/// What the `config` file shows.
+fn show_config(stub: &Stub, w: &mut dyn Write) -> core::fmt::Result {
+    stub.fw.lock().config.write_to(w)
 }
 
-/// What a debugfs file shows or does.
-#[derive(Clone, Copy)]
-enum FileKind {
-    Add,
-    Remove,
-    Config,
-    Ctl,
-    Trace,
-    Timer,
+/// What the `trace` file shows.
+fn show_trace(stub: &Stub, w: &mut dyn Write) -> core::fmt::Result {
+    stub.fw.lock().write_trace(w)
 }
 
-/// Copies a control string from userspace.
-fn read_user(buf: *const c_char, len: usize) -> Result<([u8; MAX_CTL], usize)> {
-    if len > MAX_CTL {
-        return Err(EINVAL);
-    }
-    let mut out = [0u8; MAX_CTL];
-    UserSlice::new(buf as usize, len)
-        .reader()
-        .read_slice(&mut out[..len])?;
-    Ok((out, len))
+/// What the `timer` file shows.
+fn show_timer(stub: &Stub, w: &mut dyn Write) -> core::fmt::Result {
+    stub.fw.lock().write_timer(w)
 }
 
-fn as_text(buf: &[u8]) -> Result<&str> {
-    core::str::from_utf8(buf).map_err(|_| EINVAL).map(str::trim)
+/// A write to `config`: `key=value` pairs.
+fn store_config(stub: &Stub, text: &str) -> Result {
+    stub.fw.lock().config.apply(text).map_err(|_| EINVAL)
 }
 
-/// The registry of stub devices, owner of the debugfs tree.
+/// A write to `add`: the new device's config.
+fn store_add(reg: &Registry, text: &str) -> Result {
+    let mut config = fw::Config::default();
+    config.apply(text).map_err(|_| EINVAL)?;
+    reg.add(config)
+}
+
+/// A write to `remove`: a device index.
+fn store_remove(reg: &Registry, text: &str) -> Result {
+    reg.remove(text.parse::<usize>().map_err(|_| EINVAL)?)
+}
+
+/// The registry of stub devices, and the operations of their files.
 #[pin_data]
 struct Registry {
     #[pin]
@@ -630,46 +625,24 @@ struct Registry {
     /// the platform devices get one.
     #[pin]
     pdrv: Opaque<bindings::platform_driver>,
-    root: Raw<bindings::dentry>,
-    fops: Fops,
+    add_ops: FileOps<Registry>,
+    remove_ops: FileOps<Registry>,
+    config_ops: FileOps<Stub>,
+    ctl_ops: FileOps<Stub>,
+    trace_ops: FileOps<Stub>,
+    timer_ops: FileOps<Stub>,
 }
 
-/// The file operations of our debugfs files, one per [`FileKind`].
-struct Fops([bindings::file_operations; 6]);
-
-// SAFETY: the operations table is immutable after init; its `owner` pointer
-// is only read by the VFS.
-unsafe impl Send for Fops {}
-// SAFETY: as above.
-unsafe impl Sync for Fops {}
-
 // SAFETY: the platform driver is only passed to the driver core, which
-// serializes access to it; everything else is `Send`/`Sync` or immutable.
+// serializes access; everything else is `Send`/`Sync` or immutable.
 unsafe impl Send for Registry {}
 // SAFETY: as above.
 unsafe impl Sync for Registry {}
 
+/// The stub's debugfs root, `mei_stub/`.
+static ROOT: debugfs::Root = debugfs::Root::new();
+
 impl Registry {
-    fn fops(&self, kind: FileKind) -> *const bindings::file_operations {
-        &self.fops.0[kind as usize]
-    }
-
-    fn create_file(
-        &self,
-        name: &CStr,
-        mode: u16,
-        parent: *mut bindings::dentry,
-        data: *mut c_void,
-        kind: FileKind,
-    ) {
-        // SAFETY: `parent` is our debugfs directory; `data` outlives the
-        // file (files are removed before their data is freed); the fops live
-        // in the registry, which outlives every file.
-        unsafe {
-            bindings::debugfs_create_file(name.as_char_ptr(), mode, parent, data, self.fops(kind));
-        }
-    }
-
     /// Creates and starts device `me<N>` with `config`.
     fn add(&self, config: fw::Config) -> Result {
         let mut devices = self.devices.lock();
@@ -680,15 +653,17 @@ impl Registry {
         let mut stub = KBox::pin_init(Stub::new(index, config), GFP_KERNEL)?;
         stub.as_mut().start()?;
         let name = CString::try_from_fmt(kernel::fmt!("me{index}"))?;
-        // SAFETY: `name` is a C string; `root` is our debugfs directory.
-        let dir = unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), self.root.0) };
-        let data = (&*stub as *const Stub).cast_mut().cast::<c_void>();
+        let dir = debugfs::Dir::new(&name, &ROOT);
+        // SAFETY: the stub and the registry's ops outlive the directory:
+        // the stub drops it first, and the registry drops every stub.
+        unsafe {
+            dir.file(c_str!("config"), &*stub, &self.config_ops);
+            dir.file(c_str!("ctl"), &*stub, &self.ctl_ops);
+            dir.file(c_str!("trace"), &*stub, &self.trace_ops);
+            dir.file(c_str!("timer"), &*stub, &self.timer_ops);
+        }
         // SAFETY: only a plain field is written; the stub stays pinned.
-        unsafe { stub.as_mut().get_unchecked_mut().dir = Raw(dir) };
-        self.create_file(c_str!("config"), 0o600, dir, data, FileKind::Config);
-        self.create_file(c_str!("ctl"), 0o200, dir, data, FileKind::Ctl);
-        self.create_file(c_str!("trace"), 0o400, dir, data, FileKind::Trace);
-        self.create_file(c_str!("timer"), 0o400, dir, data, FileKind::Timer);
+        unsafe { stub.as_mut().get_unchecked_mut().dir = Some(dir) };
         devices.push(Some(stub), GFP_KERNEL)?;
         Ok(())
     }
@@ -706,91 +681,7 @@ impl Registry {
     }
 }
 
-/// Maps a file to its kind, from the fops it was created with.
-fn kind_of(reg: &Registry, file: *mut bindings::file) -> Option<FileKind> {
-    // SAFETY: `file` is an open debugfs file; its `f_op` is debugfs' proxy,
-    // so look at the real fops via the inode's private data instead: every
-    // file we create has a distinct fops, found by `debugfs_real_fops`.
-    let real = unsafe { bindings::debugfs_real_fops(file) };
-    [
-        FileKind::Add,
-        FileKind::Remove,
-        FileKind::Config,
-        FileKind::Ctl,
-        FileKind::Trace,
-        FileKind::Timer,
-    ]
-    .into_iter()
-    .find(|&k| core::ptr::eq(reg.fops(k), real))
-}
-
-/// The registry, set while the module is loaded.
-static REGISTRY: core::sync::atomic::AtomicPtr<Registry> =
-    core::sync::atomic::AtomicPtr::new(null_mut());
-
-fn registry<'a>() -> Option<&'a Registry> {
-    let p = REGISTRY.load(Ordering::Acquire);
-    // SAFETY: the registry is published after initialisation and cleared
-    // before it is dropped, after the debugfs tree (our only caller) is gone.
-    (!p.is_null()).then(|| unsafe { &*p })
-}
-
-/// Private data of a debugfs file: the stub or the registry.
-///
-/// # Safety
-///
-/// `file` must be an open file of ours.
-unsafe fn file_data(file: *mut bindings::file) -> *mut c_void {
-    // SAFETY: per the contract, `file` is open, so its inode is valid.
-    unsafe { (*(*file).f_inode).i_private }
-}
-
-/// # Safety
-///
-/// Called by the VFS on one of the stub's debugfs files, whose inode data is set by `Registry::create_file`.
-unsafe extern "C" fn ctl_write(
-    file: *mut bindings::file,
-    buf: *const c_char,
-    len: usize,
-    _pos: *mut bindings::loff_t,
-) -> isize {
-    let Some(reg) = registry() else {
-        return -(bindings::ENODEV as isize);
-    };
-    let res = (|| -> Result {
-        let (raw, n) = read_user(buf, len)?;
-        let text = as_text(&raw[..n])?;
-        // SAFETY: the kernel calls us with an open file of ours.
-        let data = unsafe { file_data(file) };
-        match kind_of(reg, file) {
-            Some(FileKind::Add) => {
-                let mut config = fw::Config::default();
-                config.apply(text).map_err(|_| EINVAL)?;
-                reg.add(config)
-            }
-            Some(FileKind::Remove) => {
-                let index = text.parse::<usize>().map_err(|_| EINVAL)?;
-                reg.remove(index)
-            }
-            Some(FileKind::Config) => {
-                // SAFETY: a config file's data is its live stub.
-                let stub = unsafe { &*data.cast::<Stub>() };
-                stub.fw.lock().config.apply(text).map_err(|_| EINVAL)
-            }
-            Some(FileKind::Ctl) => {
-                // SAFETY: a ctl file's data is its live stub.
-                let stub = unsafe { &*data.cast::<Stub>() };
-                stub_ctl(stub, text)
-            }
-            _ => Err(EINVAL),
-        }
-    })();
-    match res {
-        Ok(()) => len as isize,
-        Err(e) => e.to_errno() as isize,
-    }
-}
-
+/// A write to `ctl`: an action.
 fn stub_ctl(stub: &Stub, cmd: &str) -> Result {
     match cmd {
         "notify" => {
@@ -820,111 +711,15 @@ fn stub_ctl(stub: &Stub, cmd: &str) -> Result {
     Ok(())
 }
 
-/// # Safety
-///
-/// Called by the VFS on one of the stub's debugfs files, whose inode data is set by `Registry::create_file`.
-unsafe extern "C" fn snap_open(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
-    let Some(reg) = registry() else {
-        return -(bindings::ENODEV as c_int);
-    };
-    // SAFETY: called by the VFS with a valid inode and file of ours.
-    let stub = unsafe { &*(*inode).i_private.cast::<Stub>() };
-    let mut snap = Snapshot(KVec::new());
-    let res = {
-        let fw = stub.fw.lock();
-        match kind_of(reg, file) {
-            Some(FileKind::Config) => fw.config.write_to(&mut snap),
-            Some(FileKind::Trace) => fw.write_trace(&mut snap),
-            Some(FileKind::Timer) => fw.write_timer(&mut snap),
-            _ => Err(core::fmt::Error),
-        }
-    };
-    if res.is_err() {
-        return -(bindings::ENOMEM as c_int);
-    }
-    match KBox::new(snap, GFP_KERNEL) {
-        Ok(b) => {
-            // SAFETY: `file` is being opened; `private_data` is ours, and
-            // released in `snap_release`.
-            unsafe { (*file).private_data = KBox::into_raw(b).cast() };
-            0
-        }
-        Err(_) => -(bindings::ENOMEM as c_int),
-    }
-}
-
-/// # Safety
-///
-/// Called by the VFS on one of the stub's debugfs files, whose inode data is set by `Registry::create_file`.
-unsafe extern "C" fn snap_read(
-    file: *mut bindings::file,
-    buf: *mut c_char,
-    len: usize,
-    pos: *mut bindings::loff_t,
-) -> isize {
-    // SAFETY: `private_data` is the snapshot set in `snap_open`.
-    let snap = unsafe { &*(*file).private_data.cast::<Snapshot>() };
-    // SAFETY: `buf`/`len`/`pos` come from the VFS; the source is our buffer.
-    unsafe {
-        bindings::simple_read_from_buffer(
-            buf.cast(),
-            len,
-            pos,
-            snap.0.as_ptr().cast(),
-            snap.0.len(),
-        )
-    }
-}
-
-/// # Safety
-///
-/// Called by the VFS on one of the stub's debugfs files, whose inode data is set by `Registry::create_file`.
-unsafe extern "C" fn snap_release(
-    _inode: *mut bindings::inode,
-    file: *mut bindings::file,
-) -> c_int {
-    // SAFETY: `private_data` was set from `KBox::into_raw` in `snap_open`.
-    drop(unsafe { KBox::from_raw((*file).private_data.cast::<Snapshot>()) });
-    0
-}
-
 struct MeiStubModule {
     registry: Pin<KBox<Registry>>,
 }
 
 impl kernel::Module for MeiStubModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        // SAFETY: an all-zero `file_operations` is a valid "no operations".
-        let none: bindings::file_operations = unsafe { core::mem::zeroed() };
-        let owner = module.as_ptr();
-        let write_only = bindings::file_operations {
-            owner,
-            write: Some(ctl_write),
-            ..none
-        };
-        let read_only = bindings::file_operations {
-            owner,
-            open: Some(snap_open),
-            read: Some(snap_read),
-            release: Some(snap_release),
-            ..none
-        };
-        let read_write = bindings::file_operations {
-            write: Some(ctl_write),
-            ..read_only
-        };
-        // Distinct fops per kind: `kind_of` tells files apart by them.
-        let fops = [
-            write_only, write_only, read_write, write_only, read_only, read_only,
-        ];
-        // SAFETY: creating a top-level debugfs directory.
-        let root =
-            unsafe { bindings::debugfs_create_dir(c_str!("mei_stub").as_char_ptr(), null_mut()) };
         let registry = KBox::pin_init(
             pin_init!(Registry {
                 devices <- new_mutex!(KVec::new()),
-                root: Raw(root),
-                fops: Fops(fops),
                 // SAFETY: a zeroed driver with a name and a probe is valid;
                 // it is registered below, once pinned.
                 pdrv <- unsafe {
@@ -934,40 +729,43 @@ impl kernel::Module for MeiStubModule {
                         (*slot).driver.name = c_str!("mei_stub").as_char_ptr();
                     })
                 },
+                add_ops: FileOps::with_store(module, None, Some(store_add)),
+                remove_ops: FileOps::with_store(module, None, Some(store_remove)),
+                config_ops: FileOps::with_store(module, Some(show_config), Some(store_config)),
+                ctl_ops: FileOps::with_store(module, None, Some(stub_ctl)),
+                trace_ops: FileOps::new(module, show_trace),
+                timer_ops: FileOps::new(module, show_timer),
             }),
             GFP_KERNEL,
         )?;
-        let reg: &Registry = &registry;
         // SAFETY: the driver is pinned in the registry and unregistered in
         // `drop` before the registry is freed.
-        let ret = unsafe { bindings::__platform_driver_register(reg.pdrv.get(), module.as_ptr()) };
-        if ret != 0 {
-            // SAFETY: our directory, nothing in it yet.
-            unsafe { bindings::debugfs_remove(root) };
-            return Err(Error::from_errno(ret));
+        to_result(unsafe {
+            bindings::__platform_driver_register(registry.pdrv.get(), module.as_ptr())
+        })?;
+        ROOT.create(c_str!("mei_stub"));
+        let reg: &Registry = &registry;
+        // SAFETY: the registry and its ops outlive the root, which `drop`
+        // removes first.
+        unsafe {
+            ROOT.file(c_str!("add"), reg, &reg.add_ops);
+            ROOT.file(c_str!("remove"), reg, &reg.remove_ops);
         }
-        REGISTRY.store((reg as *const Registry).cast_mut(), Ordering::Release);
-        let data = (reg as *const Registry).cast_mut().cast::<c_void>();
-        reg.create_file(c_str!("add"), 0o200, root, data, FileKind::Add);
-        reg.create_file(c_str!("remove"), 0o200, root, data, FileKind::Remove);
         Ok(MeiStubModule { registry })
     }
 }
 
 impl Drop for MeiStubModule {
     fn drop(&mut self) {
-        // Devices first: each removes its own directory under the root.
-        // No control file is open (each holds a module reference), so no
-        // `add` can race with this.
+        // The control files first (removal waits for running writes), then
+        // the devices, each with its own directory, then the rest.
+        ROOT.remove_files(&[c_str!("add"), c_str!("remove")]);
         let mut devices = self.registry.devices.lock();
         for slot in devices.as_mut_slice() {
             drop(slot.take());
         }
         drop(devices);
-        // SAFETY: removing the tree waits for running file operations; only
-        // then is the registry unpublished.
-        unsafe { bindings::debugfs_remove(self.registry.root.0) };
-        REGISTRY.store(null_mut(), Ordering::Release);
+        ROOT.remove();
         // SAFETY: registered in `init`; its devices are gone.
         unsafe { bindings::platform_driver_unregister(self.registry.pdrv.get()) };
     }
