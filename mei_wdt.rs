@@ -33,7 +33,7 @@ mod work;
 use completion::{Completion, WaitResult};
 use core::fmt::Write;
 use core::pin::Pin;
-use device::{code, dev_err, dev_err_ratelimited, dev_warn, RateLimit};
+use device::{code, dev_err, dev_err_ratelimited, dev_warn, dev_warn_ratelimited, RateLimit};
 use kernel::alloc::KBox;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
@@ -57,10 +57,16 @@ mod params {
         ping_timeout_ms,
         5000,
         0o644,
-        "Longest wait for the firmware to answer a ping or accept a message, ms (default 5000)"
+        "Longest wait for the firmware to answer a ping or accept a message, ms (100..60000, default 5000)"
     );
 }
 use params::ping_timeout_ms;
+
+/// The bound on firmware waits, ms: the parameter, kept within reason (0
+/// would mean "no wait" to some calls and "forever" to others).
+fn bound_ms() -> u32 {
+    ping_timeout_ms.get().clamp(100, 60_000)
+}
 
 /// Identity reported to userspace, as the C driver's `INTEL_AMT_WATCHDOG_ID`.
 const IDENTITY: &str = "iamt_wdt";
@@ -111,19 +117,29 @@ impl Wdt {
     }
 
     fn send(&self, msg: &[u8]) -> Result {
-        self.cldev.send(msg, ping_timeout_ms.get()).map(|_| ())
+        self.cldev.send(msg, bound_ms()).map(|_| ())
     }
 
     /// Sends a start (ping) request with the current timeout.
     fn send_ping(&self, timeout: u16) -> Result {
         self.send(&proto::encode_start(timeout)).inspect_err(|e| {
-            dev_err_ratelimited!(self.log_limit, self.dev(), "ping send failed: {:?}\n", e);
+            dev_err_ratelimited!(
+                self.log_limit,
+                self.dev(),
+                "ping send failed: {}\n",
+                e.to_errno()
+            );
         })
     }
 
     fn send_stop(&self) -> Result {
         self.send(&proto::encode_stop()).inspect_err(|e| {
-            dev_err_ratelimited!(self.log_limit, self.dev(), "stop send failed: {:?}\n", e);
+            dev_err_ratelimited!(
+                self.log_limit,
+                self.dev(),
+                "stop send failed: {}\n",
+                e.to_errno()
+            );
         })
     }
 
@@ -146,7 +162,11 @@ impl Wdt {
         };
         match watchdog::Registration::new(this.dev(), &info, this.clone(), &THIS_MODULE) {
             Ok(r) => *reg = Some(r),
-            Err(e) => dev_err!(this.dev(), "unable to register watchdog device: {:?}\n", e),
+            Err(e) => dev_err!(
+                this.dev(),
+                "unable to register watchdog device: {}\n",
+                e.to_errno()
+            ),
         }
         // As in C, IDLE whether or not the registration worked.
         this.inner.lock().machine.registered();
@@ -217,7 +237,7 @@ impl watchdog::Operations for Wdt {
         if !wait {
             return Ok(());
         }
-        let bound = ping_timeout_ms.get();
+        let bound = bound_ms();
         match self.response.wait_killable_timeout(bound) {
             WaitResult::Completed => {
                 let mut inner = self.inner.lock();
@@ -315,15 +335,17 @@ impl mei_cl::Driver for MeiWdt {
 
     fn start(self: Pin<&Self>, dev: &mei_cl::Device) -> Result {
         let wdt = &self.wdt;
-        dev.enable()
-            .inspect_err(|e| dev_err!(dev.dev(), "Could not enable cl device: {:?}\n", e))?;
+        dev.enable().inspect_err(|e| {
+            dev_err!(dev.dev(), "Could not enable cl device: {}\n", e.to_errno())
+        })?;
         let res = (|| {
-            dev.register_rx::<Self>()
-                .inspect_err(|e| dev_err!(dev.dev(), "Could not reg rx event: {:?}\n", e))?;
+            dev.register_rx::<Self>().inspect_err(|e| {
+                dev_err!(dev.dev(), "Could not reg rx event: {}\n", e.to_errno())
+            })?;
             // Notification is optional.
             match dev.register_notify::<Self>() {
                 Err(e) if e != code::eopnotsupp() => {
-                    dev_err!(dev.dev(), "Could not reg notif event: {:?}\n", e);
+                    dev_err!(dev.dev(), "Could not reg notif event: {}\n", e.to_errno());
                     return Err(e);
                 }
                 _ => {}
@@ -368,13 +390,19 @@ impl mei_cl::Driver for MeiWdt {
         let len = match dev.recv(&mut buf) {
             Ok(len) => len,
             Err(e) => {
-                dev_err_ratelimited!(wdt.log_limit, dev.dev(), "failure in recv {:?}\n", e);
+                dev_err_ratelimited!(
+                    wdt.log_limit,
+                    dev.dev(),
+                    "failure in recv {}\n",
+                    e.to_errno()
+                );
                 return;
             }
         };
         let msg = if len > proto::START_RES_LEN {
             // Extra bytes: the C driver reads only a start response's worth.
-            dev_warn!(
+            dev_warn_ratelimited!(
+                wdt.log_limit,
                 dev.dev(),
                 "oversize response ({} bytes), using the first {}\n",
                 len,
@@ -440,15 +468,19 @@ impl MeiWdt {
     /// Waits (bounded) for the answer to the probe ping, so that a silent
     /// firmware is reported instead of leaving the device silently absent.
     fn await_probe_response(&self) {
-        let bound = ping_timeout_ms.get();
-        if self.wdt.response.wait_killable_timeout(bound) == WaitResult::TimedOut {
-            self.wdt.inner.lock().machine.probe_timed_out();
-            dev_err!(
-                self.wdt.dev(),
-                "no response to the probe ping in {} ms: watchdog not registered until the ME notifies or the device is rebound\n",
-                bound
-            );
-        }
+        let bound = bound_ms();
+        let why = match self.wdt.response.wait_killable_timeout(bound) {
+            WaitResult::Completed => return,
+            WaitResult::TimedOut => "no response to the probe ping in",
+            WaitResult::Killed => "killed while waiting for the probe ping's response, at most",
+        };
+        self.wdt.inner.lock().machine.probe_timed_out();
+        dev_err!(
+            self.wdt.dev(),
+            "{} {} ms: watchdog not registered until the firmware answers, the ME notifies or the device is rebound\n",
+            why,
+            bound
+        );
     }
 }
 

@@ -278,6 +278,9 @@ pub enum NotifAction {
 pub struct Machine {
     state: State,
     resp_required: bool,
+    /// The probe ping timed out and no answer came since: a late answer
+    /// still counts as the probe's.
+    late_probe_answer: bool,
 }
 
 impl Machine {
@@ -287,6 +290,7 @@ impl Machine {
         Self {
             state: State::Probe,
             resp_required: protocol_version > 1,
+            late_probe_answer: false,
         }
     }
 
@@ -359,6 +363,10 @@ impl Machine {
             Response::Empty => return RxAction::Ignore,
             Response::Start { not_required, .. } => not_required,
         };
+        if core::mem::take(&mut self.late_probe_answer) && self.state == State::NotRequired {
+            // The answer to a probe ping that timed out: as at probe.
+            self.state = State::Probe;
+        }
         match self.state {
             State::Running if not_required => {
                 self.state = State::NotRequired;
@@ -380,14 +388,18 @@ impl Machine {
     /// Not in C, which waits for ever and ignores later notifications while
     /// in PROBE: the Rust driver treats a silent firmware like one that said
     /// NOT_REQUIRED, so that the ME's notification registers the device.
+    /// A late answer is still taken as the probe's, so a slow firmware gets
+    /// its watchdog registered too.
     pub fn probe_timed_out(&mut self) {
         if self.state == State::Probe {
             self.state = State::NotRequired;
+            self.late_probe_answer = true;
         }
     }
     /// Firmware event notification; only meaningful after NOT_REQUIRED.
     pub fn notification(&mut self) -> NotifAction {
         if self.state == State::NotRequired {
+            self.late_probe_answer = false;
             NotifAction::Register
         } else {
             NotifAction::Ignore

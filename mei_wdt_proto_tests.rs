@@ -608,3 +608,47 @@ fn probe_timeout_after_an_answer_changes_nothing() {
         assert_eq!(m.state(), answered);
     }
 }
+
+#[test]
+fn late_probe_answer_registers() {
+    let mut m = Machine::new(2);
+    let _ = m.probe();
+    m.probe_timed_out();
+    let ok = Response::Start {
+        status: 0,
+        not_required: false,
+    };
+    assert_eq!(m.response(&ok), RxAction::StopAndRegister);
+    m.registered();
+    assert_eq!(m.state(), State::Idle);
+    // Only the first answer counts as the probe's.
+    assert_eq!(m.response(&ok), RxAction::WrongState { wake: true });
+}
+
+#[test]
+fn late_probe_answer_not_required_stays_not_required() {
+    let mut m = Machine::new(2);
+    let _ = m.probe();
+    m.probe_timed_out();
+    let nr = Response::Start {
+        status: 0,
+        not_required: true,
+    };
+    assert_eq!(m.response(&nr), RxAction::Nothing);
+    assert_eq!(m.state(), State::NotRequired);
+    assert_eq!(m.notification(), NotifAction::Register);
+}
+
+#[test]
+fn notification_after_probe_timeout_ends_the_wait_for_a_late_answer() {
+    let mut m = Machine::new(2);
+    let _ = m.probe();
+    m.probe_timed_out();
+    assert_eq!(m.notification(), NotifAction::Register);
+    m.registered();
+    let ok = Response::Start {
+        status: 0,
+        not_required: false,
+    };
+    assert_eq!(m.response(&ok), RxAction::WrongState { wake: true });
+}

@@ -169,4 +169,13 @@ macro_rules! dev_err_ratelimited {
     };
 }
 
-pub(crate) use dev_err_ratelimited;
+/// Prints a warning for a device unless `$limit` says no.
+macro_rules! dev_warn_ratelimited {
+    ($limit:expr, $dev:expr, $($arg:tt)*) => {
+        if $limit.allow() {
+            $crate::device::dev_warn!($dev, $($arg)*);
+        }
+    };
+}
+
+pub(crate) use {dev_err_ratelimited, dev_warn_ratelimited};

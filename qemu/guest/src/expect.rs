@@ -1,14 +1,16 @@
 //! Expectations that differ between the C reference driver and the Rust
 //! driver. Everything else is expected to behave identically (and the
 //! firmware-side traces are compared with the C driver's golden files).
-//!
-//! TODO(lead): confirm the Rust column against the Rust driver's ping
-//! response timeout and its handling of malformed responses.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::framework::Driver;
-use crate::watchdog::ETIMEDOUT;
+use crate::framework::{Driver, Timeouts};
+use crate::watchdog::{OpResult, Timed, EPROTO, ETIMEDOUT};
+
+/// The Rust driver's default `ping_timeout_ms`: how long a v2 ping (and the
+/// probe's ping) waits for the firmware's answer.
+pub const RUST_PING_TIMEOUT: Duration = Duration::from_millis(5000);
 
 /// Outcome of one WDIOC_KEEPALIVE while the stub injects a fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,18 +22,72 @@ pub enum Expected {
     /// Never returns: still blocked at the bound (the C driver waits for a
     /// valid START_RES without a timeout).
     Hang,
-    /// Fails with this errno.
-    Errno(i32),
+    /// Fails with this errno at once, long before the ping bound (a
+    /// malformed response fails the waiting ping when it arrives).
+    FailsAtOnce(i32),
+    /// Fails with this errno once the ping bound has passed.
+    FailsAtBound(i32),
 }
 
-/// How long the keepalive child may run before it counts as hung.
-/// For Rust this must exceed the driver's own response timeout.
-pub fn fault_bound(driver: Driver) -> Duration {
-    match driver {
-        Driver::C => Duration::from_secs(3),
-        Driver::Rust => Duration::from_secs(15),
+impl Expected {
+    /// Checks a keepalive's outcome; `bound` is the driver's ping timeout.
+    pub fn check(self, r: &Timed, bound: Duration, t: &Timeouts) -> Result<(), String> {
+        let ok = match self {
+            Expected::Ok => matches!(r.result, OpResult::Ok(_)),
+            Expected::OkAfter(min) => matches!(r.result, OpResult::Ok(_)) && r.elapsed >= min,
+            Expected::Hang => r.result == OpResult::Hang,
+            Expected::FailsAtOnce(e) => r.result == OpResult::Errno(e) && r.elapsed < bound / 2,
+            Expected::FailsAtBound(e) => {
+                let (lo, hi) = at_bound_window(bound, t);
+                r.result == OpResult::Errno(e) && r.elapsed >= lo && r.elapsed <= hi
+            }
+        };
+        if ok {
+            return Ok(());
+        }
+        let when = match self {
+            Expected::FailsAtOnce(_) => format!(" (within {:.2} s)", (bound / 2).as_secs_f64()),
+            Expected::FailsAtBound(_) => {
+                let (lo, hi) = at_bound_window(bound, t);
+                format!(
+                    " (in [{:.2} s, {:.2} s])",
+                    lo.as_secs_f64(),
+                    hi.as_secs_f64()
+                )
+            }
+            _ => String::new(),
+        };
+        Err(format!("keepalive: got {r}, want {self:?}{when}"))
     }
 }
+
+/// When an operation bounded by `bound` in the kernel may return, as seen
+/// from here: the child's elapsed time includes spawning it, so the lower end
+/// allows for timer granularity only; the upper end for a slow guest.
+pub fn at_bound_window(bound: Duration, t: &Timeouts) -> (Duration, Duration) {
+    (
+        bound.saturating_sub(Duration::from_millis(20)),
+        bound + t.scale(Duration::from_millis(2500)),
+    )
+}
+
+/// How long the keepalive child may run before it counts as hung. For Rust
+/// it is well past the driver's own bound (plus the at-bound window), so a
+/// Rust driver that hung would be told from one that timed out.
+pub fn fault_bound(driver: Driver, ping_timeout: Duration, t: &Timeouts) -> Duration {
+    match driver {
+        Driver::C => t.scale(Duration::from_secs(3)),
+        Driver::Rust => ping_timeout + t.scale(Duration::from_secs(8)),
+    }
+}
+
+/// What the driver prints to the kernel log about the device while the
+/// fault is injected: exactly these lines (after the `mei_wdt <device>: `
+/// prefix), in this order. Empty: nothing at all.
+pub type Log = &'static [&'static str];
+
+const SILENT: Log = &[];
+const NO_PING_RESPONSE: Log = &["no ping response from the firmware in 5000 ms"];
 
 pub struct FaultCase {
     pub scenario: &'static str,
@@ -40,7 +96,9 @@ pub struct FaultCase {
     /// Further stub settings for this fault.
     pub extra: &'static str,
     pub c: Expected,
+    pub c_log: Log,
     pub rust: Expected,
+    pub rust_log: Log,
 }
 
 impl FaultCase {
@@ -50,83 +108,150 @@ impl FaultCase {
             Driver::Rust => self.rust,
         }
     }
+
+    pub fn log(&self, driver: Driver) -> Log {
+        match driver {
+            Driver::C => self.c_log,
+            Driver::Rust => self.rust_log,
+        }
+    }
 }
 
 const DELAY: Duration = Duration::from_millis(500);
 
 /// C: mei_wdt_ops_ping() waits (killable, unbounded) for a completion that
-/// only mei_wdt_rx() completes, and only for a well-formed START_RES (a
-/// recv error, an empty or short message, a wrong command/version or an
-/// unsupported subcommand returns early). The status byte is never checked,
-/// and mei_cldev_recv() truncates a longer message to the response size.
-/// Rust: bounded wait, -ETIMEDOUT instead of a hang.
+/// only mei_wdt_rx() completes, and only for a well-formed START_RES: a
+/// recv error, an empty message (silently: "can be sent on stop"), one
+/// shorter than the 4-byte header ("recv small data N"), a wrong command or
+/// version ("wrong command received") or an unsupported subcommand
+/// ("unsupported command N :STATE[n]") returns early and the ping hangs. The
+/// status byte is never checked, and mei_cldev_recv() truncates a longer
+/// message to the 6 bytes asked for, without a word.
+///
+/// Rust: the wait is bounded by `ping_timeout_ms` and then fails with
+/// ETIMEDOUT ("no ping response from the firmware in N ms", rate-limited);
+/// a malformed response fails the waiting ping at once with EPROTO
+/// ("bad response: ..."); an empty response is ignored as in C, so the ping
+/// times out; an oversize response is used (its first 6 bytes) with a
+/// warning; a nonzero status is accepted and logged.
+///
+/// The stub's oversize response (10 bytes) fits the client's MTU (64), so
+/// the MEI core delivers it; beyond the MTU the core would fail the read
+/// and both drivers would be waiting for a response that never comes.
 pub const FAULTS: &[FaultCase] = &[
     FaultCase {
         scenario: "fault_drop",
         fault: "drop",
         extra: "",
         c: Expected::Hang,
-        rust: Expected::Errno(ETIMEDOUT),
+        c_log: SILENT,
+        rust: Expected::FailsAtBound(ETIMEDOUT),
+        rust_log: NO_PING_RESPONSE,
     },
     FaultCase {
         scenario: "fault_delay",
         fault: "delay",
         extra: "delay_ms=500",
         c: Expected::OkAfter(DELAY),
+        c_log: SILENT,
         rust: Expected::OkAfter(DELAY),
+        rust_log: SILENT,
     },
     FaultCase {
         scenario: "fault_empty",
         fault: "empty",
         extra: "",
         c: Expected::Hang,
-        rust: Expected::Errno(ETIMEDOUT),
+        c_log: SILENT,
+        rust: Expected::FailsAtBound(ETIMEDOUT),
+        rust_log: NO_PING_RESPONSE,
     },
     FaultCase {
         scenario: "fault_short",
         fault: "short",
         extra: "",
         c: Expected::Hang,
-        rust: Expected::Errno(ETIMEDOUT),
+        c_log: &["recv small data 3"],
+        rust: Expected::FailsAtOnce(EPROTO),
+        rust_log: &["bad response: short response (3 bytes)"],
     },
-    // TODO(lead): "ok" holds if the oversized message still fits the
-    // client's max_msg_length; beyond it the MEI core fails the read
-    // (-EMSGSIZE, "message is too big") and C would hang instead.
     FaultCase {
         scenario: "fault_oversize",
         fault: "oversize",
         extra: "",
         c: Expected::Ok,
+        c_log: SILENT,
         rust: Expected::Ok,
+        rust_log: &["oversize response (10 bytes), using the first 6"],
     },
     FaultCase {
         scenario: "fault_wrong_command",
         fault: "wrong_command",
         extra: "",
         c: Expected::Hang,
-        rust: Expected::Errno(ETIMEDOUT),
+        c_log: &["wrong command received"],
+        rust: Expected::FailsAtOnce(EPROTO),
+        rust_log: &["bad response: wrong command 0x03"],
     },
     FaultCase {
         scenario: "fault_wrong_version",
         fault: "wrong_version",
         extra: "",
         c: Expected::Hang,
-        rust: Expected::Errno(ETIMEDOUT),
+        c_log: &["wrong command received"],
+        rust: Expected::FailsAtOnce(EPROTO),
+        rust_log: &["bad response: wrong version 0x11"],
     },
     FaultCase {
         scenario: "fault_wrong_subcommand",
         fault: "wrong_subcommand",
         extra: "",
         c: Expected::Hang,
-        rust: Expected::Errno(ETIMEDOUT),
+        c_log: &["unsupported command 147 :RUNNING[3]"],
+        rust: Expected::FailsAtOnce(EPROTO),
+        rust_log: &["bad response: unsupported subcommand 0x93"],
     },
-    // TODO(lead): the Rust driver may reasonably report a non-zero status
-    // as an error; C ignores it.
+    // A nonzero status is no reason to fail a keepalive (the firmware did
+    // answer, and C ignores the byte); Rust reports it.
     FaultCase {
         scenario: "fault_bad_status",
         fault: "bad_status",
         extra: "",
         c: Expected::Ok,
+        c_log: SILENT,
         rust: Expected::Ok,
+        rust_log: &["firmware status 1"],
     },
 ];
+
+/// The probe of a v2 client whose firmware never answers the probe ping.
+/// C sends the ping and returns; its state stays PROBE, and as mei_wdt_notif()
+/// only registers from NOT_REQUIRED, the watchdog never appears. Rust waits
+/// `ping_timeout_ms`, reports it, and registers on the ME's next notification.
+pub const RUST_PROBE_SILENT_LOG: &str = "no response to the probe ping in 5000 ms: \
+     watchdog not registered until the firmware answers, the ME notifies or the device is rebound";
+
+/// What the kernel prints when the C module is given the Rust module's
+/// parameter (kernel/module/main.c, unknown_module_param_cb()).
+pub const C_UNKNOWN_PARAM_LOG: &str = "mei_wdt: unknown parameter 'ping_timeout_ms' ignored";
+
+/// What debugfs allows when a second device probes with the C driver, which
+/// creates one fixed `mei_wdt` directory per device.
+pub const C_DEBUGFS_COLLISION_LOG: &str =
+    "debugfs: Directory 'mei_wdt' with parent '/' already present!";
+
+/// The debugfs directory holding the driver's `state` and `activation` files
+/// for the MEI client device `cldev`: C creates one fixed `mei_wdt`
+/// directory (so a second device has none), Rust one per device under it.
+pub fn debugfs_dir(driver: Driver, cldev: &str) -> PathBuf {
+    let root = PathBuf::from(DEBUGFS_ROOT);
+    match driver {
+        Driver::C => root,
+        Driver::Rust => root.join(cldev),
+    }
+}
+
+pub const DEBUGFS_ROOT: &str = "/sys/kernel/debug/mei_wdt";
+
+/// The Rust driver's module parameter in sysfs; the C module has none.
+pub const PING_TIMEOUT_PARAM: &str = "/sys/module/mei_wdt/parameters/ping_timeout_ms";

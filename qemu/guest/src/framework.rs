@@ -127,6 +127,8 @@ pub struct Ctx<'a> {
     rep: &'a mut Reporter,
     mes: Vec<Me>,
     want_trace: bool,
+    /// Further `== <header>` sections for the trace, after the firmware's.
+    sections: Vec<(String, String)>,
 }
 
 impl Ctx<'_> {
@@ -140,8 +142,16 @@ impl Ctx<'_> {
         self.want_trace = false;
     }
 
+    /// Appends a section to this scenario's trace, after the firmware
+    /// trace: `== <header>` and then `body`. For userspace output that must
+    /// be identical between the drivers (normalize whatever legitimately
+    /// differs from boot to boot first).
+    pub fn trace_section(&mut self, header: &str, body: &str) {
+        self.sections.push((header.to_string(), body.to_string()));
+    }
+
     pub fn load_stub(&mut self) -> Outcome {
-        kmod::insmod(kmod::STUB)?;
+        kmod::insmod(kmod::STUB, &[])?;
         wait_until("debugfs mei_stub/add", self.t.probe, || {
             Path::new(stub::STUB_DIR).join("add").exists().then_some(())
         })
@@ -162,8 +172,22 @@ impl Ctx<'_> {
         Ok(me)
     }
 
+    /// Adds a stub ME device while the driver is loaded, which probes it at
+    /// once: its trace is kept (it holds nothing from before the probe, as
+    /// the stub records only watchdog-client traffic).
+    pub fn add_me_probed(&mut self, config: &str) -> Result<Me, String> {
+        let me = stub::add(config, &self.t)?;
+        self.mes.push(me.clone());
+        Ok(me)
+    }
+
     pub fn load_driver(&mut self) -> Outcome {
-        kmod::insmod(kmod::DRIVER)
+        kmod::insmod(kmod::DRIVER, &[])
+    }
+
+    /// Loads the driver with module parameters (`name=value`).
+    pub fn load_driver_with(&mut self, params: &[&str]) -> Outcome {
+        kmod::insmod(kmod::DRIVER, params)
     }
 
     pub fn unload_driver(&mut self) -> Outcome {
@@ -232,6 +256,15 @@ impl Ctx<'_> {
                     Err(e) => note(Err(format!("teardown: {e}"))),
                 }
             }
+            for (header, body) in &self.sections {
+                text.push_str("== ");
+                text.push_str(header);
+                text.push('\n');
+                for line in body.lines() {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
             trace = Some(text);
         }
         for me in &self.mes {
@@ -261,6 +294,7 @@ pub fn run_scenario(s: &Scenario, driver: Driver, rep: &mut Reporter) -> bool {
         rep,
         mes: Vec::new(),
         want_trace: true,
+        sections: Vec::new(),
     };
     let mut outcome = ctx.clean_slate().map_err(|e| format!("setup: {e}"));
     if outcome.is_ok() {

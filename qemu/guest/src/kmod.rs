@@ -18,7 +18,7 @@ fn kernel_release() -> Result<String, String> {
 
 /// Where scripts/initramfs.sh puts the modules it is given.
 pub fn module_path(name: &str) -> Result<PathBuf, String> {
-    let dir = PathBuf::from(format!("/lib/modules/{}/extra", kernel_release()?));
+    let dir = modules_dir()?.join("extra");
     let path = dir.join(format!("{name}.ko"));
     if path.is_file() {
         Ok(path)
@@ -48,9 +48,44 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     Err(msg)
 }
 
-pub fn insmod(name: &str) -> Result<(), String> {
+/// Loads `name` from its file, with module parameters (`name=value`).
+pub fn insmod(name: &str, params: &[&str]) -> Result<(), String> {
     let path = module_path(name)?;
-    run(Command::new("insmod").arg(&path)).map_err(|e| format!("insmod {name}: {e}"))
+    run(Command::new("insmod").arg(&path).args(params)).map_err(|e| {
+        let mut cmdline = format!("insmod {name}");
+        for p in params {
+            cmdline.push(' ');
+            cmdline.push_str(p);
+        }
+        format!("{cmdline}: {e}")
+    })
+}
+
+/// Loads a module the way a hotplug handler does: busybox modprobe with
+/// `what` (a module name or a device's modalias), resolved through the
+/// modules.dep and modules.alias that depmod wrote. Returns modprobe's
+/// output.
+pub fn modprobe(what: &str) -> Result<String, String> {
+    let out = Command::new("modprobe")
+        .arg("-v")
+        .arg(what)
+        .output()
+        .map_err(|e| format!("cannot run modprobe: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("modprobe {what}: {}: {}", out.status, text.trim()))
+    }
+}
+
+/// Where depmod put the module index for the running kernel.
+pub fn modules_dir() -> Result<PathBuf, String> {
+    Ok(PathBuf::from(format!("/lib/modules/{}", kernel_release()?)))
 }
 
 /// Unloads `name`, retrying while it is still in use (an fd being closed by

@@ -5,12 +5,16 @@
 //!     mei-wdt-tests --driver c|rust [--suite all|NAME[,NAME...]] [--stdout]
 //!     mei-wdt-tests --list
 //!
+//! `all` runs every scenario but the extra ones (`demo`), which run only
+//! when named.
+//!
 //! Exit status: 0 when every scenario passed, 1 when one failed, 2 on usage
 //! errors.
 
 mod expect;
 mod framework;
 mod kmod;
+mod kmsg;
 mod process;
 mod report;
 mod scenarios;
@@ -61,9 +65,13 @@ fn main() -> ExitCode {
         return ExitCode::from(watchdog::child_main(&args[1..]) as u8);
     }
     let all = scenarios::all();
+    let extra = scenarios::extra();
     if args.first().map(String::as_str) == Some("--list") {
         for s in &all {
             println!("{}", s.name);
+        }
+        for s in &extra {
+            println!("{} (only by name)", s.name);
         }
         return ExitCode::SUCCESS;
     }
@@ -89,7 +97,7 @@ fn main() -> ExitCode {
         opts.suite.split(',').filter(|n| !n.is_empty()).collect()
     };
     for name in names {
-        match all.iter().find(|s| s.name == name) {
+        match all.iter().chain(&extra).find(|s| s.name == name) {
             Some(s) => {
                 if !run_scenario(s, opts.driver, &mut rep) {
                     failed += 1;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::framework::{wait_until, Timeouts, POLL};
 
 pub const STUB_DIR: &str = "/sys/kernel/debug/mei_stub";
-const MEI_DEVICES: &str = "/sys/bus/mei/devices";
+pub const MEI_DEVICES: &str = "/sys/bus/mei/devices";
 /// The iAMT watchdog client's GUID, as the MEI bus names its devices.
 pub const WDT_GUID: &str = "05b79a6f-4628-4d7f-899d-a91514cb32ab";
 
@@ -23,7 +23,7 @@ pub fn write_file(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("write {text:?} to {}: {e}", path.display()))
 }
 
-fn read_file(path: &Path) -> Result<String, String> {
+pub fn read_file(path: &Path) -> Result<String, String> {
     fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))
 }
 

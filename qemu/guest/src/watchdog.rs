@@ -20,6 +20,7 @@ const CLASS_DIR: &str = "/sys/class/watchdog";
 pub const EINVAL: i32 = 22;
 pub const ENODEV: i32 = 19;
 pub const EOPNOTSUPP: i32 = 95;
+pub const EPROTO: i32 = 71;
 pub const ETIMEDOUT: i32 = 110;
 
 /// A registered watchdog with identity `iamt_wdt`.

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use super::{op_ok, V2};
 use crate::framework::{check, check_eq, wait_until, Ctx, Outcome};
-use crate::stub::{self, Me};
+use crate::kmod;
+use crate::stub::{self, Me, MEI_DEVICES};
 use crate::watchdog::{self, ChildOp, OpResult, ENODEV};
 
 const DRIVER_DIR: &str = "/sys/bus/mei/drivers/mei_wdt";
@@ -152,4 +153,39 @@ pub fn two_devices(ctx: &mut Ctx) -> Outcome {
         )?;
     }
     Ok(())
+}
+
+/// Module autoloading as a hotplug handler does it: the MEI client device's
+/// modalias, given to modprobe, resolves through modules.alias (written by
+/// depmod from the module's alias) to mei_wdt, which loads and binds.
+pub fn autoload(ctx: &mut Ctx) -> Outcome {
+    ctx.load_stub()?;
+    let me = ctx.add_me(V2)?;
+    check(!kmod::is_loaded(kmod::DRIVER), || {
+        "mei_wdt is loaded before modprobe".into()
+    })?;
+    let cldev = match stub::wdt_clients().as_slice() {
+        [one] => one.clone(),
+        other => return Err(format!("want one watchdog client, got {other:?}")),
+    };
+    let modalias = stub::read_file(&Path::new(MEI_DEVICES).join(&cldev).join("modalias"))?
+        .trim()
+        .to_string();
+    ctx.log(format!("{cldev}: modalias {modalias}"));
+    let aliases = stub::read_file(&kmod::modules_dir()?.join("modules.alias"))?;
+    let alias = aliases
+        .lines()
+        .find(|l| l.starts_with("alias ") && l.ends_with(" mei_wdt"))
+        .ok_or_else(|| format!("modules.alias has no alias for mei_wdt:\n{aliases}"))?;
+    ctx.log(format!("modules.alias: {alias}"));
+    ctx.log(format!("$ modprobe -v {modalias}"));
+    let out = kmod::modprobe(&modalias)?;
+    ctx.log(&out);
+    check(kmod::is_loaded(kmod::DRIVER), || {
+        "modprobe succeeded, yet mei_wdt is not loaded".into()
+    })?;
+    let wd = ctx.wait_watchdogs(1)?.remove(0);
+    check_eq("watchdog parent", wd.parent.as_str(), cldev.as_str())?;
+    ctx.log(format!("mei_wdt loaded, {} on {cldev}", wd.name));
+    me.settle(&ctx.t).map(|_| ())
 }

@@ -1,10 +1,14 @@
-//! The scenarios, in the order `--suite all` runs them.
+//! The scenarios, in the order `--suite all` runs them, and the extra ones
+//! run only by name.
 
+mod debugfs;
+mod demo;
 mod fault;
 mod lifecycle;
 mod notify;
 mod ops;
 mod probe;
+mod silent;
 mod timer;
 mod tools;
 
@@ -24,11 +28,14 @@ pub fn all() -> Vec<Scenario> {
         Scenario::new("amt_disabled", probe::amt_disabled),
         Scenario::new("probe_legacy_hbm", probe::legacy_hbm),
         Scenario::new("probe_notify_refused", probe::notify_refused),
+        Scenario::new("probe_silent", silent::probe_silent),
+        Scenario::new("autoload", lifecycle::autoload),
         Scenario::new("sysfs_identity", ops::sysfs_identity),
         Scenario::new("open_close", ops::open_close),
         Scenario::new("keepalive", ops::keepalive),
         Scenario::new("keepalive_v1", ops::keepalive_v1),
         Scenario::new("settimeout", ops::settimeout),
+        Scenario::new("debugfs_files", debugfs::debugfs_files),
         Scenario::new("notreq_probe", notify::notreq_probe),
         Scenario::new("notreq_running", notify::notreq_running),
         Scenario::new("notify_registered", notify::notify_registered),
@@ -43,6 +50,7 @@ pub fn all() -> Vec<Scenario> {
             .map(|case| Scenario::new(case.scenario, move |ctx| fault::fault(ctx, case))),
     );
     v.extend([
+        Scenario::new("ping_timeout_param", silent::ping_timeout_param),
         Scenario::new("timer_expiry", timer::timer_expiry),
         Scenario::new("timer_clean_stop", timer::timer_clean_stop),
         Scenario::new("wdctl", tools::wdctl),
@@ -50,6 +58,11 @@ pub fn all() -> Vec<Scenario> {
         Scenario::new("watchdog_test_daemon", tools::watchdog_test_daemon),
     ]);
     v
+}
+
+/// Scenarios run only when named (`--suite demo`), never by `all`.
+pub fn extra() -> Vec<Scenario> {
+    vec![Scenario::new("demo", demo::demo)]
 }
 
 /// Runs an operation that must succeed within the normal bound; returns the

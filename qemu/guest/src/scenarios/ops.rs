@@ -6,7 +6,7 @@ use super::{op_ok, V1, V2};
 use crate::framework::{check, check_eq, Ctx, Outcome};
 use crate::stub::WDT_GUID;
 use crate::sys::IntIoctl;
-use crate::watchdog::{ChildOp, OpResult, EINVAL, EOPNOTSUPP, IDENTITY};
+use crate::watchdog::{ChildOp, OpResult, Watchdog, EINVAL, EOPNOTSUPP, IDENTITY};
 
 const WDIOF_SETTIMEOUT: u32 = 0x0080;
 const WDIOF_ALARMONLY: u32 = 0x0400;
@@ -17,9 +17,37 @@ fn errno_of<T>(r: std::io::Result<T>) -> Option<i32> {
     r.err().and_then(|e| e.raw_os_error())
 }
 
+/// The sysfs attributes whose values go into the trace (`== sysfs`), so
+/// that both drivers must show userspace the same ones.
+const SYSFS_ATTRS: &[&str] = &[
+    "identity",
+    "timeout",
+    "min_timeout",
+    "max_timeout",
+    "fw_version",
+    "options",
+    "status",
+    "bootstatus",
+    "nowayout",
+    "state",
+];
+
+/// `attr: value` lines for [`SYSFS_ATTRS`]. Reading `status` clears the
+/// core's keepalive bit, so this is a step of its own in a scenario.
+fn sysfs_dump(wd: &Watchdog) -> Result<String, String> {
+    let mut out = String::new();
+    for attr in SYSFS_ATTRS {
+        out.push_str(&format!("{attr}: {}\n", wd.attr(attr)?));
+    }
+    Ok(out)
+}
+
 pub fn sysfs_identity(ctx: &mut Ctx) -> Outcome {
     let (me, wd) = ctx.setup(V2)?;
     // "status" is read before any open: reading it clears the keepalive bit.
+    let dump = sysfs_dump(&wd)?;
+    ctx.trace_section("sysfs", &dump);
+    let values: Vec<(&str, &str)> = dump.lines().filter_map(|l| l.split_once(": ")).collect();
     for (attr, want) in [
         ("identity", IDENTITY),
         ("timeout", "120"),
@@ -27,12 +55,13 @@ pub fn sysfs_identity(ctx: &mut Ctx) -> Outcome {
         ("max_timeout", "65535"),
         ("fw_version", "2"),
         ("options", "0x8480"),
-        ("state", "inactive"),
+        ("status", "0x0"),
         ("bootstatus", "0"),
         ("nowayout", "0"),
-        ("status", "0x0"),
+        ("state", "inactive"),
     ] {
-        check_eq(&format!("sysfs {attr}"), wd.attr(attr)?.as_str(), want)?;
+        let got = values.iter().find(|(a, _)| *a == attr).map(|(_, v)| *v);
+        check_eq(&format!("sysfs {attr}"), got, Some(want))?;
     }
     // No get_timeleft and no pretimeout support: the core hides these.
     for attr in ["timeleft", "pretimeout"] {
@@ -74,6 +103,7 @@ pub fn sysfs_identity(ctx: &mut Ctx) -> Outcome {
         errno_of(f.ioctl(IntIoctl::SetPretimeout, 10)),
         Some(EOPNOTSUPP),
     )?;
+    ctx.trace_section("sysfs while open", &sysfs_dump(&wd)?);
     drop(f);
     check_eq(
         "sysfs state after close",

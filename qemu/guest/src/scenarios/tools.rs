@@ -14,6 +14,11 @@ use crate::watchdog::IDENTITY;
 const WDCTL: &str = "/usr/bin/wdctl";
 const WATCHDOG_TEST: &str = "/bin/watchdog-test";
 
+/// `text` with the device's name (`watchdog3`) as `watchdogN`.
+fn normalize_node(text: &str, name: &str) -> String {
+    text.replace(name, "watchdogN")
+}
+
 fn log_run(ctx: &mut Ctx, cmdline: &str, out: &Finished) {
     ctx.log(format!("$ {cmdline}"));
     ctx.log(&out.stdout);
@@ -34,6 +39,12 @@ pub fn wdctl(ctx: &mut Ctx) -> Outcome {
             .any(|l| l.starts_with("Timeout:") && l.contains("120 seconds")),
         || "wdctl does not show \"Timeout: 120 seconds\"".into(),
     )?;
+    // The device number depends on what registered before.
+    let mut section = normalize_node(&out.stdout, &wd.name);
+    for l in out.stderr.lines() {
+        section.push_str(&format!("stderr: {}\n", normalize_node(l, &wd.name)));
+    }
+    ctx.trace_section("wdctl", &section);
     me.settle(&ctx.t).map(|_| ())
 }
 

@@ -1,0 +1,214 @@
+//! A firmware that stops answering: at probe, and under the Rust driver's
+//! `ping_timeout_ms` bound (see expect.rs).
+
+use std::fs;
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::{op_ok, V2};
+use crate::expect::{
+    debugfs_dir, fault_bound, Expected, C_UNKNOWN_PARAM_LOG, PING_TIMEOUT_PARAM, RUST_PING_TIMEOUT,
+    RUST_PROBE_SILENT_LOG,
+};
+use crate::framework::{check, check_eq, Ctx, Driver, Outcome};
+use crate::kmsg;
+use crate::stub::{self, Me};
+use crate::watchdog::{self, ChildOp, ETIMEDOUT, IDENTITY};
+
+/// The driver's debugfs `state` and `activation`, one line each.
+fn debugfs_state(ctx: &Ctx, cldev: &str) -> Result<(String, String), String> {
+    let dir = debugfs_dir(ctx.driver, cldev);
+    let read = |name: &str| {
+        fs::read_to_string(dir.join(name))
+            .map(|s| s.trim_end().to_string())
+            .map_err(|e| format!("{}/{name}: {e}", dir.display()))
+    };
+    Ok((read("state")?, read("activation")?))
+}
+
+fn only_wdt_client() -> Result<String, String> {
+    match stub::wdt_clients().as_slice() {
+        [one] => Ok(one.clone()),
+        other => Err(format!(
+            "want one watchdog client on the MEI bus, got {other:?}"
+        )),
+    }
+}
+
+/// v2 firmware that drops the probe ping's answer; then answers again and
+/// notifies. C: the probe sent its ping and returned, the state stays
+/// PROBE, the notification is ignored: no watchdog, ever. Rust: the probe
+/// gives up after `ping_timeout_ms`, says so, and the notification
+/// registers the watchdog.
+pub fn probe_silent(ctx: &mut Ctx) -> Outcome {
+    ctx.load_stub()?;
+    let me = ctx.add_me(V2)?;
+    me.set("fault=drop")?;
+    let cldev = only_wdt_client()?;
+    let log = kmsg::mark()?;
+    let loaded = Instant::now();
+    ctx.load_driver()?;
+    // Rust's probe waits for the answer (bounded) before insmod returns.
+    ctx.log(format!(
+        "insmod returned after {:.1} s",
+        loaded.elapsed().as_secs_f64()
+    ));
+    me.wait_trace("the probe's dropped start-response", ctx.t.probe, |t| {
+        t.count("fw: start-response dropped") == 1
+    })?;
+    // Past the Rust driver's bound, for both drivers.
+    let past_bound = RUST_PING_TIMEOUT + ctx.t.scale(Duration::from_secs(2));
+    match ctx.driver {
+        Driver::Rust => {
+            log.wait_for(RUST_PROBE_SILENT_LOG, past_bound)?;
+        }
+        Driver::C => thread::sleep(past_bound.saturating_sub(loaded.elapsed())),
+    }
+    ctx.log(format!(
+        "{:.1} s after insmod: {} iamt_wdt watchdog(s)",
+        loaded.elapsed().as_secs_f64(),
+        watchdog::find_all().len()
+    ));
+    check(watchdog::find_all().is_empty(), || {
+        "the probe ping went unanswered, yet a watchdog registered".into()
+    })?;
+    let printed = log.driver_lines()?;
+    let want: Vec<String> = match ctx.driver {
+        Driver::C => vec![],
+        Driver::Rust => vec![RUST_PROBE_SILENT_LOG.to_string()],
+    };
+    check_eq(
+        "mei_wdt kernel log lines after a silent probe",
+        printed,
+        want,
+    )?;
+    let (state, activation) = debugfs_state(ctx, &cldev)?;
+    ctx.log(format!(
+        "debugfs after the silent probe: {state}, {activation}"
+    ));
+    let want_state = match ctx.driver {
+        Driver::C => "state: PROBE",
+        Driver::Rust => "state: NOT_REQUIRED",
+    };
+    check_eq("debugfs state", state.as_str(), want_state)?;
+    check_eq("debugfs activation", activation.as_str(), "deactivated")?;
+    me.settle(&ctx.t)?;
+
+    let log = kmsg::mark()?;
+    me.set("fault=none")?;
+    me.ctl("notify")?;
+    me.wait_trace("fw: notification", ctx.t.op, |t| {
+        t.count("fw: notification") == 1
+    })?;
+    match ctx.driver {
+        Driver::Rust => {
+            let wd = ctx.wait_watchdogs(1)?.remove(0);
+            check_eq("identity", wd.attr("identity")?.as_str(), IDENTITY)?;
+            check_eq("watchdog parent", wd.parent.as_str(), cldev.as_str())?;
+            ctx.log(format!("after the notification: {} registered", wd.name));
+        }
+        Driver::C => {
+            thread::sleep(ctx.t.absent);
+            check(watchdog::find_all().is_empty(), || {
+                "C registered on a notification in PROBE state".into()
+            })?;
+            ctx.log("after the notification: still no watchdog");
+        }
+    }
+    let (state, activation) = debugfs_state(ctx, &cldev)?;
+    ctx.log(format!(
+        "debugfs after the notification: {state}, {activation}"
+    ));
+    let want = match ctx.driver {
+        Driver::C => ("state: PROBE", "deactivated"),
+        Driver::Rust => ("state: IDLE", "activated"),
+    };
+    check_eq("debugfs state", state.as_str(), want.0)?;
+    check_eq("debugfs activation", activation.as_str(), want.1)?;
+    check_eq(
+        "mei_wdt kernel log lines after the notification",
+        log.driver_lines()?,
+        vec![],
+    )?;
+    me.settle(&ctx.t).map(|_| ())
+}
+
+/// One keepalive against a firmware that drops it, bounded by `bound` in
+/// the Rust driver; checks the outcome and what the driver printed.
+fn dropped_keepalive(ctx: &mut Ctx, me: &Me, f: &watchdog::WdFile, bound: Duration) -> Outcome {
+    let log = kmsg::mark()?;
+    let r = f.bounded(ChildOp::Keepalive, fault_bound(ctx.driver, bound, &ctx.t))?;
+    ctx.log(format!(
+        "dropped keepalive (Rust bound {} ms): {r}",
+        bound.as_millis()
+    ));
+    me.settle(&ctx.t)?;
+    let (want, want_log) = match ctx.driver {
+        Driver::C => (Expected::Hang, vec![]),
+        Driver::Rust => (
+            Expected::FailsAtBound(ETIMEDOUT),
+            vec![format!(
+                "no ping response from the firmware in {} ms",
+                bound.as_millis()
+            )],
+        ),
+    };
+    want.check(&r, bound, &ctx.t)?;
+    check_eq("mei_wdt kernel log lines", log.driver_lines()?, want_log)
+}
+
+/// `insmod mei_wdt.ko ping_timeout_ms=500`. Rust: the parameter shows in
+/// sysfs, a dropped ping fails after about 500 ms, and a write to the
+/// parameter applies to the next ping. C has no parameters at all (the
+/// kernel ignores the unknown one and says so), and the ping hangs.
+pub fn ping_timeout_param(ctx: &mut Ctx) -> Outcome {
+    ctx.load_stub()?;
+    let me = ctx.add_me(V2)?;
+    let log = kmsg::mark()?;
+    ctx.load_driver_with(&["ping_timeout_ms=500"])?;
+    let wd = ctx.wait_watchdogs(1)?.remove(0);
+    me.settle(&ctx.t)?;
+    let param = Path::new(PING_TIMEOUT_PARAM);
+    match ctx.driver {
+        Driver::Rust => {
+            let v = fs::read_to_string(param).map_err(|e| format!("{PING_TIMEOUT_PARAM}: {e}"))?;
+            ctx.log(format!("{PING_TIMEOUT_PARAM}: {}", v.trim()));
+            check_eq("ping_timeout_ms in sysfs", v.trim(), "500")?;
+            check(!log.has(C_UNKNOWN_PARAM_LOG)?, || {
+                format!("the kernel said {C_UNKNOWN_PARAM_LOG:?}")
+            })?;
+        }
+        Driver::C => {
+            check(!param.exists(), || format!("{PING_TIMEOUT_PARAM} exists"))?;
+            let dir = param.parent().expect("the parameter has a directory");
+            ctx.log(format!(
+                "{} {}",
+                dir.display(),
+                if dir.exists() {
+                    "exists"
+                } else {
+                    "does not exist"
+                }
+            ));
+            log.wait_for(C_UNKNOWN_PARAM_LOG, ctx.t.op)?;
+        }
+    }
+
+    let f = wd.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    me.settle(&ctx.t)?;
+    me.set("fault=drop")?;
+    dropped_keepalive(ctx, &me, &f, Duration::from_millis(500))?;
+    // Writable at run time (mode 0644): the next ping uses the new bound.
+    if ctx.driver == Driver::Rust {
+        stub::write_file(param, "1000")?;
+    }
+    dropped_keepalive(ctx, &me, &f, Duration::from_millis(1000))?;
+    me.set("fault=none")?;
+    drop(f);
+    me.wait_trace("a stop-request on close", ctx.t.op, |t| {
+        t.count("stop-request") == 2
+    })?;
+    me.settle(&ctx.t).map(|_| ())
+}
