@@ -4,6 +4,13 @@
     vm-run.py --kernel BZIMAGE --initrd CPIO --driver c|rust
               --kernel-flavor release|debug --suite NAME --golden-dir DIR
               [--record] [--timeout SEC] [-v]
+    vm-run.py --kernel BZIMAGE --drive DISK.img --driver c|rust
+              --kernel-flavor systemd --suite NAME --golden-dir DIR
+              [--append ARGS] [--timeout SEC] [-v]
+
+With --drive the VM boots from DISK.img (raw, virtio-blk, root=/dev/vda rw)
+instead of an initramfs: the systemd VM (scripts/consumers-test.sh). --append
+adds kernel command line arguments.
 
 The kernel log goes to ttyS0 (a file in the run directory; echoed with -v),
 the guest's results to ttyS1, one record per line:
@@ -58,15 +65,15 @@ KERNEL_LOG_RE = re.compile("|".join(KERNEL_LOG_PATTERNS))
 LOG_CONTEXT = 5  # lines shown around an offending kernel log line
 LOG_MAX_HITS = 20
 
-DEFAULT_TIMEOUT = {"release": 900, "debug": 3600}
-MEMORY_MB = {"release": 1024, "debug": 2048}
+DEFAULT_TIMEOUT = {"release": 900, "debug": 3600, "systemd": 300}
+MEMORY_MB = {"release": 1024, "debug": 2048, "systemd": 1024}
 # After DONE the guest powers off; without ACPI the kernel only halts, so
 # the halt message (or this many seconds) ends the run.
 EXIT_GRACE = 5
 HALT_RE = re.compile(r"reboot: (Power down|System halted|Power off not available|Restarting)")
 POLL_INTERVAL = 0.1
 KEEP_RUNS = 30
-RUN_DIR_RE = re.compile(r"\d{8}-\d{6}-(c|rust)-(release|debug)-\d+$")
+RUN_DIR_RE = re.compile(r"\d{8}-\d{6}-(c|rust)-(release|debug|systemd)-\d+$")
 
 
 def cache_dir():
@@ -239,14 +246,21 @@ def new_run_dir(args):
 
 
 def qemu_command(args, console, results):
-    append = " ".join(
-        [
-            "console=ttyS0",
-            "panic=-1",
-            f"meiwdt.driver={args.driver}",
-            f"meiwdt.suite={args.suite}",
-        ]
-    )
+    append = [
+        "console=ttyS0",
+        "panic=-1",
+        # Any oops ends the run at once instead of a hung guest.
+        "oops=panic",
+        f"meiwdt.driver={args.driver}",
+        f"meiwdt.suite={args.suite}",
+    ]
+    if args.drive:
+        append[1:1] = ["root=/dev/vda", "rw"]
+    if args.append:
+        append.append(args.append)
+    boot = ["-initrd", args.initrd] if args.initrd else []
+    if args.drive:
+        boot += ["-drive", f"file={args.drive},format=raw,if=virtio"]
     return [
         "qemu-system-x86_64",
         "-machine", "q35",
@@ -258,8 +272,8 @@ def qemu_command(args, console, results):
         "-monitor", "none",
         "-no-reboot",
         "-kernel", args.kernel,
-        "-initrd", args.initrd,
-        "-append", append,
+        *boot,
+        "-append", " ".join(append),
         "-serial", f"file:{console}",
         "-serial", f"file:{results}",
     ]  # fmt: skip
@@ -278,9 +292,11 @@ def stop(proc):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kernel", required=True, help="bzImage")
-    ap.add_argument("--initrd", required=True, help="initramfs cpio")
+    ap.add_argument("--initrd", help="initramfs cpio")
+    ap.add_argument("--drive", help="root disk image (raw ext4; boots root=/dev/vda rw)")
+    ap.add_argument("--append", help="more kernel command line arguments")
     ap.add_argument("--driver", required=True, choices=["c", "rust"])
-    ap.add_argument("--kernel-flavor", required=True, choices=["release", "debug"])
+    ap.add_argument("--kernel-flavor", required=True, choices=["release", "debug", "systemd"])
     ap.add_argument("--suite", required=True, help="all, a scenario, or a comma list")
     ap.add_argument("--golden-dir", required=True, help="directory of <scenario>.trace")
     ap.add_argument("--record", action="store_true", help="write golden traces (C driver only)")
@@ -291,8 +307,10 @@ def main():
         ap.error("--record needs --driver c: golden traces come from the C reference driver")
     if not re.fullmatch(r"[A-Za-z0-9_,-]+", args.suite):
         ap.error(f"bad suite name {args.suite!r}")
-    for f in (args.kernel, args.initrd):
-        if not os.path.isfile(f):
+    if not args.initrd and not args.drive:
+        ap.error("one of --initrd and --drive is required")
+    for f in (args.kernel, args.initrd, args.drive):
+        if f is not None and not os.path.isfile(f):
             ap.error(f"{f} not found")
     if not shutil.which("qemu-system-x86_64"):
         sys.exit("error: qemu-system-x86_64 not found; install qemu-system-x86")

@@ -10,6 +10,7 @@
 //! `cargo test` runs it on the host.
 
 use core::fmt::{self, Write};
+use core::ops::DerefMut;
 
 /// Size of one MEI slot in bytes.
 pub const SLOT_SIZE: usize = 4;
@@ -288,15 +289,18 @@ enum Event {
     NotConnected,
 }
 
+/// One trace record. The trace storage is a slice of `Option<Record>`
+/// the caller allocates (see [`Firmware::new`]).
 #[derive(Clone, Copy)]
-struct Record {
+pub struct Record {
     event: Event,
     arg: u8,
     len: usize,
     data: [u8; MAX_MSG],
 }
 
-const TRACE_LEN: usize = 256;
+/// Trace records a firmware should keep.
+pub const TRACE_LEN: usize = 256;
 
 /// State of the firmware-side watchdog timer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -312,8 +316,10 @@ pub enum TimerState {
     Expired,
 }
 
-/// The stubbed ME firmware.
-pub struct Firmware {
+/// The stubbed ME firmware. The trace lives in `T`, storage the caller
+/// allocates: the records are too large for a kernel stack, which a
+/// by-value construction would go through.
+pub struct Firmware<T: DerefMut<Target = [Option<Record>]>> {
     /// Settings from the control files.
     pub config: Config,
     /// Config in force for the current enumeration (wd presence, version).
@@ -327,7 +333,7 @@ pub struct Firmware {
     queue: [Option<Queued>; QUEUE_LEN],
     /// Message being read by the host: header taken or not.
     current: Option<(Msg, bool)>,
-    trace: [Option<Record>; TRACE_LEN],
+    trace: T,
     trace_next: usize,
     trace_dropped: usize,
     timer: TimerState,
@@ -344,9 +350,11 @@ pub enum ActionError {
     Busy,
 }
 
-impl Firmware {
-    /// A firmware with `config`, before the host starts HBM.
-    pub fn new(config: Config) -> Firmware {
+impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
+    /// A firmware with `config`, before the host starts HBM, keeping its
+    /// trace in `trace` (whose length is the number of records kept).
+    pub fn new(config: Config, mut trace: T) -> Self {
+        trace.fill(None);
         Firmware {
             config,
             enumerated: config,
@@ -356,7 +364,7 @@ impl Firmware {
             host_credits: 0,
             queue: [None; QUEUE_LEN],
             current: None,
-            trace: [None; TRACE_LEN],
+            trace,
             trace_next: 0,
             trace_dropped: 0,
             timer: TimerState::Idle,
@@ -379,7 +387,7 @@ impl Firmware {
 
     /// Clears the trace and the timer record.
     pub fn clear(&mut self) {
-        self.trace = [None; TRACE_LEN];
+        self.trace.fill(None);
         self.trace_next = 0;
         self.trace_dropped = 0;
         self.expired = 0;
@@ -389,7 +397,10 @@ impl Firmware {
     }
 
     fn record(&mut self, event: Event, arg: u8, payload: &[u8]) {
-        if self.trace_next == TRACE_LEN {
+        if self.trace_next == self.trace.len() {
+            if self.trace.is_empty() {
+                return;
+            }
             self.trace.copy_within(1.., 0);
             self.trace_next -= 1;
             self.trace_dropped += 1;

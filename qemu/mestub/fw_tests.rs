@@ -9,16 +9,22 @@ use std::vec::Vec;
 
 const HOST: u8 = 3;
 
+type Fw = Firmware<Vec<Option<Record>>>;
+
+fn new_fw(config: Config) -> Fw {
+    Firmware::new(config, std::vec![None; TRACE_LEN])
+}
+
 fn hdr(me: u8, host: u8, len: usize) -> u32 {
     u32::from(me) | u32::from(host) << 8 | (len as u32) << 16 | 1 << 31
 }
 
-fn hbm(fw: &mut Firmware, p: &[u8]) {
+fn hbm(fw: &mut Fw, p: &[u8]) {
     fw.host_write(hdr(0, 0, p.len()), p, 0);
 }
 
 /// Drains every message deliverable at `now`, as (me, host, payload).
-fn drain(fw: &mut Firmware, now: u64) -> Vec<(u8, u8, Vec<u8>)> {
+fn drain(fw: &mut Fw, now: u64) -> Vec<(u8, u8, Vec<u8>)> {
     let mut out = Vec::new();
     while fw.rx_pending(now) {
         let slots = fw.rx_slots();
@@ -34,7 +40,7 @@ fn drain(fw: &mut Firmware, now: u64) -> Vec<(u8, u8, Vec<u8>)> {
     out
 }
 
-fn trace(fw: &Firmware) -> String {
+fn trace(fw: &Fw) -> String {
     let mut s = String::new();
     fw.write_trace(&mut s).unwrap();
     s
@@ -49,8 +55,8 @@ fn start_req(timeout: u16) -> [u8; 23] {
 
 /// Brings the firmware to a connected watchdog client with one credit each
 /// way, and returns it.
-fn connected(config: Config) -> Firmware {
-    let mut fw = Firmware::new(config);
+fn connected(config: Config) -> Fw {
+    let mut fw = new_fw(config);
     hbm(&mut fw, &[0x06, WD_ME_ADDR, HOST, 0]);
     let msgs = drain(&mut fw, 0);
     assert_eq!(msgs[0].2, [0x86, WD_ME_ADDR, HOST, 0]);
@@ -59,14 +65,14 @@ fn connected(config: Config) -> Firmware {
     fw
 }
 
-fn ping(fw: &mut Firmware, timeout: u16, now: u64) {
+fn ping(fw: &mut Fw, timeout: u16, now: u64) {
     let r = start_req(timeout);
     fw.host_write(hdr(WD_ME_ADDR, HOST, r.len()), &r, now);
 }
 
 #[test]
 fn hbm_start_enumeration_and_properties() {
-    let mut fw = Firmware::new(Config::default());
+    let mut fw = new_fw(Config::default());
     // A newer host (2.2) falls back to our 2.0; an older one keeps its own.
     hbm(&mut fw, &[0x01, 0, 2, 2]);
     assert_eq!(drain(&mut fw, 0), [(0, 0, [0x81, 0, 0, 2].to_vec())]);
@@ -108,7 +114,7 @@ fn guid_bytes_match_the_textual_guid() {
 
 #[test]
 fn amt_disabled_enumerates_nothing_and_refuses_connect() {
-    let mut fw = Firmware::new(Config {
+    let mut fw = new_fw(Config {
         wd: false,
         ..Config::default()
     });
@@ -122,7 +128,7 @@ fn amt_disabled_enumerates_nothing_and_refuses_connect() {
 
 #[test]
 fn version_and_presence_change_at_next_enumeration_only() {
-    let mut fw = Firmware::new(Config::default());
+    let mut fw = new_fw(Config::default());
     hbm(&mut fw, &[0x01, 0, 2, 2]);
     fw.config.apply("version=1").unwrap();
     hbm(&mut fw, &[0x05, WD_ME_ADDR, 0, 0]);
@@ -157,7 +163,7 @@ fn ping_gets_start_response_and_credit() {
 
 #[test]
 fn client_message_waits_for_host_credit() {
-    let mut fw = Firmware::new(Config::default());
+    let mut fw = new_fw(Config::default());
     hbm(&mut fw, &[0x06, WD_ME_ADDR, HOST, 0]);
     drain(&mut fw, 0);
     ping(&mut fw, 120, 0);
@@ -271,7 +277,7 @@ fn malformed_requests_do_not_arm_the_timer() {
 
 #[test]
 fn notification_needs_connection_and_enable() {
-    let mut fw = Firmware::new(Config::default());
+    let mut fw = new_fw(Config::default());
     assert_eq!(fw.notify(0), Err(ActionError::NotConnected));
     let mut fw = connected(Config::default());
     assert_eq!(fw.notify(0), Err(ActionError::NotConnected));
@@ -331,7 +337,7 @@ fn link_reset_forgets_connection_but_keeps_timer() {
 
 #[test]
 fn bad_headers_are_ignored() {
-    let mut fw = Firmware::new(Config::default());
+    let mut fw = new_fw(Config::default());
     // Incomplete message (msg_complete clear) and extended header.
     fw.host_write(4 << 16, &[0x01, 0, 2, 2], 0);
     fw.host_write(hdr(0, 0, 4) | 1 << 28, &[0x01, 0, 2, 2], 0);
@@ -387,4 +393,20 @@ fn trace_keeps_newest_lines() {
     let t = trace(&fw);
     assert!(t.starts_with("(145 older lines dropped)\n"));
     assert_eq!(t.lines().count(), 257);
+}
+
+#[test]
+fn trace_storage_is_the_callers() {
+    let mut fw = Firmware::new(Config::default(), std::vec![None; 2]);
+    hbm(&mut fw, &[0x06, WD_ME_ADDR, HOST, 0]);
+    hbm(&mut fw, &[0x07, WD_ME_ADDR, HOST, 0]);
+    hbm(&mut fw, &[0x06, WD_ME_ADDR, HOST, 0]);
+    let mut s = String::new();
+    fw.write_trace(&mut s).unwrap();
+    assert_eq!(
+        s,
+        "(1 older lines dropped)\nhost: disconnect\nhost: connect\n"
+    );
+    let mut none = Firmware::new(Config::default(), std::vec![]);
+    hbm(&mut none, &[0x06, WD_ME_ADDR, HOST, 0]);
 }

@@ -95,7 +95,7 @@ unsafe impl<T> Sync for Raw<T> {}
 struct Stub {
     index: u32,
     #[pin]
-    fw: Mutex<Firmware>,
+    fw: Mutex<Firmware<KVec<Option<fw::Record>>>>,
     /// The interrupt thread: drains firmware messages into the MEI core and
     /// runs the firmware clock.
     #[pin]
@@ -132,10 +132,16 @@ impl Stub {
         }
     }
 
-    fn new(index: u32, config: fw::Config) -> impl PinInit<Self, Error> {
+    /// A stub whose firmware keeps its trace in `trace` (heap: see
+    /// [`Firmware`]).
+    fn new(
+        index: u32,
+        config: fw::Config,
+        trace: KVec<Option<fw::Record>>,
+    ) -> impl PinInit<Self, Error> {
         try_pin_init!(Stub {
             index,
-            fw <- new_mutex!(Firmware::new(config)),
+            fw <- new_mutex!(Firmware::new(config, trace)),
             // SAFETY: the work and timer are initialised in place before
             // anyone can queue them; `service_fn` is the work function.
             service <- unsafe {
@@ -650,7 +656,8 @@ impl Registry {
             return Err(ENOSPC);
         }
         let index = devices.len() as u32;
-        let mut stub = KBox::pin_init(Stub::new(index, config), GFP_KERNEL)?;
+        let trace = KVec::from_elem(None, fw::TRACE_LEN, GFP_KERNEL)?;
+        let mut stub = KBox::pin_init(Stub::new(index, config, trace), GFP_KERNEL)?;
         stub.as_mut().start()?;
         let name = CString::try_from_fmt(kernel::fmt!("me{index}"))?;
         let dir = debugfs::Dir::new(&name, &ROOT);
