@@ -1,0 +1,57 @@
+#!/bin/bash
+# systemd as a consumer of the watchdog: boot a Debian 12 VM whose PID 1 is
+# systemd 252, with the stubbed ME and the driver under test, and check
+# systemd's hardware watchdog integration (RuntimeWatchdogSec=120s).
+#
+#   consumers-test.sh DRIVER [-v]
+#     DRIVER  c (the kernel's mei_wdt.ko) or rust
+#     -v      echo the VM's console
+#
+# Builds or reuses the systemd kernel (kernel.sh build systemd), the stub,
+# the driver and the root file system (rootfs.sh); the disk image is a
+# per-run copy in $CACHE_DIR/runs/systemd-DRIVER/. One line per check, then
+# `N passed, N failed` (vm-run.py):
+#   systemd_watchdog_device  PID 1 uses 'iamt_wdt' (journal), timeout 2min
+#   systemd_keepalive        start-request timeout=120, then a keepalive at
+#                            systemd's interval (measured: LOG line)
+#   systemd_poweroff_disarm  `systemctl poweroff` sends a stop-request and
+#                            the firmware timer never expires
+#   kernel-log               no warning, oops, ... on the console
+# The guest side is qemu/systemd/. The firmware clock runs at
+# MS_PER_FW_SECOND (default 600 ms per firmware second: the 120 s timeout
+# lasts 72 s, more than systemd's 60 s ping interval, so a missed ping
+# shows up as an expiry within the run).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+usage="usage: consumers-test.sh c|rust [-v]"
+driver=${1:?$usage}
+verbose=()
+case "${2:-}" in
+"") ;;
+-v) verbose=(-v) ;;
+*) die "$usage" ;;
+esac
+scale=${MS_PER_FW_SECOND:-600}
+
+kdir=$("$TOPDIR/scripts/kernel.sh" build systemd)
+stub=$("$TOPDIR/scripts/build-module.sh" "$kdir" qemu/mestub)
+case "$driver" in
+c) drv=$kdir/drivers/watchdog/mei_wdt.ko ;;
+rust) drv=$("$TOPDIR/scripts/build-module.sh" "$kdir" .) ;;
+*) die "$usage" ;;
+esac
+[ -f "$drv" ] || die "$drv not found"
+
+run=$CACHE_DIR/runs/systemd-$driver
+mkdir -p "$run"
+# One run per driver at a time: the image is rewritten for each run. The
+# lock is held by vm-run.py (exec keeps the descriptor) until it exits.
+exec 9>"$run/.lock"
+flock -n 9 || die "another systemd $driver run holds $run/.lock"
+"$TOPDIR/scripts/rootfs.sh" image "$run/rootfs.img" "$kdir" "$stub" "$drv"
+
+exec python3 "$TOPDIR/scripts/vm-run.py" --kernel "$kdir/arch/x86/boot/bzImage" \
+	--drive "$run/rootfs.img" --append "meiwdt.ms_per_fw_second=$scale" \
+	--driver "$driver" --kernel-flavor systemd --suite systemd \
+	--golden-dir "$TOPDIR/qemu/golden" "${verbose[@]}"
