@@ -260,11 +260,11 @@ impl watchdog::Operations for Wdt {
     }
 
     fn set_timeout(&self, wdd: &watchdog::Device, timeout: u32) -> Result {
-        // The core checked the range; the wire field is 16 bits.
-        let t = u16::try_from(timeout).map_err(|_| EINVAL)?;
-        if !proto::validate_timeout(timeout) {
-            return Err(EINVAL);
-        }
+        // The core checked the range already; the wire field is 16 bits.
+        let t = u16::try_from(timeout)
+            .ok()
+            .filter(|_| proto::validate_timeout(timeout))
+            .ok_or(EINVAL)?;
         self.inner.lock().timeout = t;
         wdd.set_timeout(timeout);
         Ok(())

@@ -37,3 +37,16 @@ toolchain_id() {
 	clang --version | head -1
 	bindgen --version
 }
+
+# build_modules DRIVER KDIR: build the ME stub and the driver under test
+# (c: the kernel's own mei_wdt.ko; rust: this project's) for KDIR, and set
+# $stub and $drv to their paths.
+build_modules() {
+	stub=$("$TOPDIR/scripts/build-module.sh" "$2" qemu/mestub)
+	case "$1" in
+	c) drv=$2/drivers/watchdog/mei_wdt.ko ;;
+	rust) drv=$("$TOPDIR/scripts/build-module.sh" "$2" .) ;;
+	*) die "DRIVER must be c or rust" ;;
+	esac
+	[ -f "$drv" ] || die "$drv not found"
+}

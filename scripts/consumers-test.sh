@@ -35,13 +35,7 @@ esac
 scale=${MS_PER_FW_SECOND:-600}
 
 kdir=$("$TOPDIR/scripts/kernel.sh" build systemd)
-stub=$("$TOPDIR/scripts/build-module.sh" "$kdir" qemu/mestub)
-case "$driver" in
-c) drv=$kdir/drivers/watchdog/mei_wdt.ko ;;
-rust) drv=$("$TOPDIR/scripts/build-module.sh" "$kdir" .) ;;
-*) die "$usage" ;;
-esac
-[ -f "$drv" ] || die "$drv not found"
+build_modules "$driver" "$kdir"
 
 run=$CACHE_DIR/runs/systemd-$driver
 mkdir -p "$run"

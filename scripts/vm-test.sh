@@ -15,13 +15,7 @@ suite=${3:-all}
 record=${4:-}
 
 kdir=$("$TOPDIR/scripts/kernel.sh" build "$flavor")
-stub=$("$TOPDIR/scripts/build-module.sh" "$kdir" qemu/mestub)
-case "$driver" in
-c) drv=$kdir/drivers/watchdog/mei_wdt.ko ;;
-rust) drv=$("$TOPDIR/scripts/build-module.sh" "$kdir" .) ;;
-*) die "DRIVER must be c or rust" ;;
-esac
-[ -f "$drv" ] || die "$drv not found"
+build_modules "$driver" "$kdir"
 
 run=$CACHE_DIR/runs/$driver-$flavor
 mkdir -p "$run"
