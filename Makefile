@@ -12,8 +12,9 @@
 #
 # Test bed:
 #   make setup            install what the project needs (Debian 12, root)
-#   make kernel           build the release and debug test kernels (cached)
+#   make kernel           build the release, debug and systemd test kernels (cached)
 #   make vm-test DRIVER=c|rust KERNEL=release|debug [SUITE=name]
+#   make vm-test DRIVER=c|rust SUITE=consumers   the systemd VM
 #   make golden           record the C driver's traces as golden files
 #   make host-test        host unit tests (cargo test)
 #   make check            host tests and every VM suite; ends "N passed, N failed"
@@ -62,9 +63,14 @@ setup:
 kernel: setup
 	@scripts/kernel.sh build release
 	@scripts/kernel.sh build debug
+	@scripts/kernel.sh build systemd
 
 vm-test: setup
+ifeq ($(SUITE),consumers)
+	@scripts/consumers-test.sh $(DRIVER)
+else
 	@scripts/vm-test.sh $(DRIVER) $(or $(KERNEL),release) $(SUITE)
+endif
 
 golden: setup
 	@scripts/vm-test.sh c release $(SUITE) record

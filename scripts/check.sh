@@ -1,7 +1,8 @@
 #!/bin/bash
-# The project's test command: static checks, host tests, then every VM
-# suite for both drivers (the C reference first) on both test kernels. Prints each part's results and ends with the summed line
-# "N passed, N failed".
+# The project's test command: static checks, host tests, every VM suite
+# for both drivers (the C reference first) on both test kernels, then the
+# systemd VM (consumers) for both drivers. Prints each part's results and
+# ends with the summed line "N passed, N failed".
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$TOPDIR"
@@ -49,6 +50,9 @@ for kernel in release debug; do
 	for driver in ${CHECK_DRIVERS:-c rust}; do
 		part "vm $driver $kernel" scripts/vm-test.sh "$driver" "$kernel" all
 	done
+done
+for driver in ${CHECK_DRIVERS:-c rust}; do
+	part "consumers $driver" scripts/consumers-test.sh "$driver"
 done
 
 echo "$passed passed, $failed failed"

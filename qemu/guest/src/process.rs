@@ -13,11 +13,12 @@ use crate::sys;
 const REAP_GRACE: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(10);
 
+/// A spawned child. Dropping it unfinished SIGKILLs and reaps it, so a
+/// failed step leaves no process holding the device.
 pub struct Running {
     child: Child,
     started: Instant,
-    stdout: JoinHandle<String>,
-    stderr: JoinHandle<String>,
+    output: Option<(JoinHandle<String>, JoinHandle<String>)>,
 }
 
 #[derive(Debug)]
@@ -69,8 +70,7 @@ pub fn spawn(cmd: &mut Command) -> Result<Running, String> {
     Ok(Running {
         child,
         started: Instant::now(),
-        stdout,
-        stderr,
+        output: Some((stdout, stderr)),
     })
 }
 
@@ -94,22 +94,28 @@ impl Running {
         }
     }
 
+    /// SIGKILLs the child and waits briefly for it to die.
+    fn kill(&mut self) -> bool {
+        let _ = self.child.kill();
+        self.wait_until(Instant::now() + REAP_GRACE).is_some()
+    }
+
     /// Waits for the child for up to `bound` (from its start), then kills it.
     pub fn finish(mut self, bound: Duration) -> Finished {
         let status = self.wait_until(self.started + bound);
         let elapsed = self.started.elapsed();
         let mut unkillable = false;
         if status.is_none() {
-            let _ = self.child.kill();
-            unkillable = self.wait_until(Instant::now() + REAP_GRACE).is_none();
+            unkillable = !self.kill();
         }
+        let output = self.output.take().expect("finish runs once");
         let (stdout, stderr) = if unkillable {
             // Its pipes stay open as long as it lives: leave the readers be.
             (String::new(), String::new())
         } else {
             (
-                self.stdout.join().unwrap_or_default(),
-                self.stderr.join().unwrap_or_default(),
+                output.0.join().unwrap_or_default(),
+                output.1.join().unwrap_or_default(),
             )
         };
         Finished {
@@ -118,6 +124,15 @@ impl Running {
             stderr,
             elapsed,
             unkillable,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.output.is_some() {
+            // A stopped child dies from SIGKILL too.
+            self.kill();
         }
     }
 }

@@ -20,7 +20,11 @@ const F_GETFD: c_int = 1;
 const F_SETFD: c_int = 2;
 const FD_CLOEXEC: c_int = 1;
 
+pub const SIGINT: c_int = 2;
+pub const SIGKILL: c_int = 9;
 pub const SIGTERM: c_int = 15;
+pub const SIGCONT: c_int = 18;
+pub const SIGSTOP: c_int = 19;
 
 /// `_IOC(dir, 'W', nr, size)` from include/uapi/asm-generic/ioctl.h.
 const fn wdioc(dir: c_ulong, nr: c_ulong, size: usize) -> c_ulong {

@@ -1,6 +1,7 @@
 //! The scenarios, in the order `--suite all` runs them, and the extra ones
 //! run only by name.
 
+mod busybox;
 mod debugfs;
 mod demo;
 mod fault;
@@ -54,8 +55,13 @@ pub fn all() -> Vec<Scenario> {
         Scenario::new("timer_expiry", timer::timer_expiry),
         Scenario::new("timer_clean_stop", timer::timer_clean_stop),
         Scenario::new("wdctl", tools::wdctl),
+        Scenario::new("wdctl_settimeout", tools::wdctl_settimeout),
         Scenario::new("watchdog_test", tools::watchdog_test),
+        Scenario::new("watchdog_test_sigint", tools::watchdog_test_sigint),
         Scenario::new("watchdog_test_daemon", tools::watchdog_test_daemon),
+        Scenario::new("busybox_sigterm", busybox::busybox_sigterm),
+        Scenario::new("busybox_sigkill", busybox::busybox_sigkill),
+        Scenario::new("busybox_sigstop", busybox::busybox_sigstop),
     ]);
     v
 }

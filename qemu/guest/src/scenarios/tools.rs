@@ -5,11 +5,11 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use super::V2;
+use super::{op_ok, V2};
 use crate::framework::{check, check_eq, Ctx, Outcome};
 use crate::process::{self, Finished};
-use crate::sys::SIGTERM;
-use crate::watchdog::IDENTITY;
+use crate::sys::{SIGINT, SIGTERM};
+use crate::watchdog::{ChildOp, IDENTITY};
 
 const WDCTL: &str = "/usr/bin/wdctl";
 const WATCHDOG_TEST: &str = "/bin/watchdog-test";
@@ -46,6 +46,54 @@ pub fn wdctl(ctx: &mut Ctx) -> Outcome {
     }
     ctx.trace_section("wdctl", &section);
     me.settle(&ctx.t).map(|_| ())
+}
+
+/// `wdctl -s 300`: sets the timeout (the firmware sees 300 on the next
+/// ping), and a later `wdctl` shows it.
+pub fn wdctl_settimeout(ctx: &mut Ctx) -> Outcome {
+    let (me, wd) = ctx.setup(V2)?;
+    let mut section = String::new();
+    for args in [&["-s", "300"][..], &[]] {
+        let out = process::run(Command::new(WDCTL).args(args).arg(&wd.node), ctx.t.op)?;
+        let cmdline = format!(
+            "wdctl {}",
+            [&args.join(" "), &*wd.node.to_string_lossy()]
+                .join(" ")
+                .trim()
+        );
+        log_run(ctx, &cmdline, &out);
+        check_eq(&format!("{cmdline}: exit status"), out.exit_code()?, 0)?;
+        section.push_str(&normalize_run(&cmdline, &out, &wd.name));
+        me.settle(&ctx.t)?;
+    }
+    check(
+        section
+            .lines()
+            .any(|l| l.starts_with("Timeout:") && l.contains("300 seconds")),
+        || "wdctl does not show \"Timeout: 300 seconds\" after -s 300".into(),
+    )?;
+    ctx.trace_section("wdctl", &section);
+    // The timeout outlives wdctl's open: the next user's ping carries it.
+    let before = me.trace()?.start_requests_with(300);
+    let f = wd.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    drop(f);
+    let t = me.settle(&ctx.t)?;
+    check(t.start_requests_with(300) > before, || {
+        "the next ping after wdctl -s 300 does not carry timeout=300".into()
+    })
+}
+
+/// A run's command line, exit status and output for a trace section, with
+/// the device's name normalized.
+fn normalize_run(cmdline: &str, out: &Finished, name: &str) -> String {
+    let mut text = format!("$ {cmdline}\n");
+    text.push_str(&out.stdout);
+    for l in out.stderr.lines() {
+        text.push_str(&format!("stderr: {l}\n"));
+    }
+    text.push_str(&format!("exit: {:?}\n", out.exit_code()));
+    normalize_node(&text, name)
 }
 
 /// One-shot runs of watchdog-test (each opens, acts, writes the magic 'V',
@@ -91,6 +139,7 @@ const SELFTEST_RUNS: &[(&[&str], &[&str])] = &[
         &["-L"],
         &["WDIOC_GETTIMELEFT error 'Operation not supported'"],
     ),
+    (&["-d", "-T"], &["Watchdog card disabled."]),
     (
         &["-d", "-e", "-T"],
         &[
@@ -103,12 +152,14 @@ const SELFTEST_RUNS: &[(&[&str], &[&str])] = &[
 
 pub fn watchdog_test(ctx: &mut Ctx) -> Outcome {
     let (me, wd) = ctx.setup(V2)?;
+    let mut section = String::new();
     for (args, wants) in SELFTEST_RUNS {
         let mut cmd = Command::new(WATCHDOG_TEST);
         cmd.arg("-f").arg(&wd.node).args(*args);
         let out = process::run(&mut cmd, ctx.t.op)?;
         let cmdline = format!("watchdog-test -f {} {}", wd.node.display(), args.join(" "));
         log_run(ctx, &cmdline, &out);
+        section.push_str(&normalize_run(&cmdline, &out, &wd.name));
         check_eq(&format!("{cmdline}: exit status"), out.exit_code()?, 0)?;
         for want in *wants {
             check(out.stdout.contains(want), || {
@@ -117,23 +168,69 @@ pub fn watchdog_test(ctx: &mut Ctx) -> Outcome {
         }
         me.settle(&ctx.t)?;
     }
+    ctx.trace_section("watchdog-test", &section);
     Ok(())
 }
 
-/// watchdog-test as a daemon: pings every second until SIGTERM, then
+/// watchdog-test's ping loop (`-t 300 -p 60`: one keepalive, then a minute's
+/// sleep) ended by SIGINT, whose handler writes the magic 'V' and closes.
+pub fn watchdog_test_sigint(ctx: &mut Ctx) -> Outcome {
+    let (me, wd) = ctx.setup(V2)?;
+    let base = me.trace()?.count("start-request");
+    let args = ["-t", "300", "-p", "60"];
+    let daemon = process::spawn(
+        Command::new(WATCHDOG_TEST)
+            .arg("-f")
+            .arg(&wd.node)
+            .args(args),
+    )?;
+    // The ping after WDIOC_SETTIMEOUT and the loop's first keepalive (the
+    // start on open sends nothing).
+    me.wait_trace("the loop's first keepalive", ctx.t.op, |t| {
+        t.count("start-request") >= base + 2
+    })?;
+    me.settle(&ctx.t)?;
+    daemon.signal(SIGINT)?;
+    let out = daemon.finish(ctx.t.op);
+    let cmdline = format!(
+        "watchdog-test -f {} {} (SIGINT)",
+        wd.node.display(),
+        args.join(" ")
+    );
+    log_run(ctx, &cmdline, &out);
+    check_eq("watchdog-test exit status", out.exit_code()?, 0)?;
+    for want in [
+        "Watchdog ping rate set to 60 seconds.",
+        "Watchdog Ticking Away!",
+        "Stopping watchdog ticks...",
+    ] {
+        check(out.stdout.contains(want), || {
+            format!("output lacks {want:?}")
+        })?;
+    }
+    ctx.trace_section("watchdog-test", &normalize_run(&cmdline, &out, &wd.name));
+    Ok(())
+}
+
+/// watchdog-test as a daemon: pings every second (`-p 1`) until SIGTERM, then
 /// magic-closes. The ping count depends on timing, so there is no trace.
 pub fn watchdog_test_daemon(ctx: &mut Ctx) -> Outcome {
     ctx.skip_trace();
     let (me, wd) = ctx.setup(V2)?;
     let base = me.trace()?.count("start-request");
-    let daemon = process::spawn(Command::new(WATCHDOG_TEST).arg("-f").arg(&wd.node))?;
+    let daemon = process::spawn(
+        Command::new(WATCHDOG_TEST)
+            .arg("-f")
+            .arg(&wd.node)
+            .args(["-p", "1"]),
+    )?;
     thread::sleep(Duration::from_millis(2500));
     daemon.signal(SIGTERM)?;
     let out = daemon.finish(ctx.t.op);
     log_run(
         ctx,
         &format!(
-            "watchdog-test -f {} (SIGTERM after 2.5 s)",
+            "watchdog-test -f {} -p 1 (SIGTERM after 2.5 s)",
             wd.node.display()
         ),
         &out,
@@ -144,7 +241,13 @@ pub fn watchdog_test_daemon(ctx: &mut Ctx) -> Outcome {
             format!("output lacks {want:?}")
         })?;
     }
-    let ticks = out.stdout.matches('.').count() - "Stopping watchdog ticks...".matches('.').count();
+    // One '.' per keepalive, on lines of their own.
+    let ticks: usize = out
+        .stdout
+        .lines()
+        .filter(|l| !l.is_empty() && l.chars().all(|c| c == '.'))
+        .map(str::len)
+        .sum();
     check(ticks >= 2, || {
         format!("{ticks} keepalive(s) in 2.5 s, want >= 2")
     })?;

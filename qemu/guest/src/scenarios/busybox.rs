@@ -1,0 +1,162 @@
+//! busybox `watchdog` as the device's daemon (`-F -T 120 -t N`), ended or
+//! paused by signals.
+//!
+//! With a long ping period the daemon's traffic is fixed: its start-up
+//! (open, `WDIOS_ENABLECARD`, `WDIOC_SETTIMEOUT`, the first write) and then
+//! whatever the signal does. Those runs keep a golden trace. The paused run
+//! depends on timing and checks properties instead.
+
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use super::{in_order, V2};
+use crate::framework::{check, check_eq, wait_until, Ctx, Outcome};
+use crate::process::{self, Finished, Running};
+use crate::stub::{Me, Trace};
+use crate::sys::{SIGCONT, SIGKILL, SIGSTOP, SIGTERM};
+use crate::watchdog::Watchdog;
+
+const BUSYBOX: &str = "/bin/busybox";
+
+/// Start-requests the daemon's start-up sends: the ping after
+/// `WDIOC_SETTIMEOUT` and the first write. (Starting the watchdog sends
+/// nothing; the driver's first ping carries the start.)
+const STARTUP_PINGS: usize = 2;
+
+fn spawn_daemon(wd: &Watchdog, period: &str) -> Result<Running, String> {
+    process::spawn(
+        Command::new(BUSYBOX)
+            .args(["watchdog", "-F", "-T", "120", "-t", period])
+            .arg(&wd.node),
+    )
+}
+
+fn requests(t: &Trace) -> usize {
+    t.count("start-request")
+}
+
+/// The last start- or stop-request in the trace.
+fn last_request(t: &Trace) -> &str {
+    t.lines()
+        .filter(|l| l.contains("start-request") || l.contains("stop-request"))
+        .last()
+        .unwrap_or("")
+}
+
+fn log_exit(ctx: &mut Ctx, what: &str, out: &Finished) {
+    ctx.log(format!("busybox watchdog, {what}: status {:?}", out.status));
+    ctx.log(&out.stdout);
+    ctx.log(&out.stderr);
+}
+
+/// Starts the daemon with a 60 s period and waits until its start-up is in
+/// the trace, so that it sleeps before its second write.
+fn start_quiet_daemon(ctx: &Ctx, me: &Me, wd: &Watchdog) -> Result<Running, String> {
+    let base = requests(&me.trace()?);
+    let daemon = spawn_daemon(wd, "60")?;
+    me.wait_trace("the daemon's start-up pings", ctx.t.op, |t| {
+        requests(t) >= base + STARTUP_PINGS
+    })?;
+    me.settle(&ctx.t)?;
+    Ok(daemon)
+}
+
+/// SIGTERM: the daemon writes the magic 'V' (a last ping) and closes, which
+/// disarms the firmware timer.
+pub fn busybox_sigterm(ctx: &mut Ctx) -> Outcome {
+    let (me, wd) = ctx.setup(V2)?;
+    let daemon = start_quiet_daemon(ctx, &me, &wd)?;
+    daemon.signal(SIGTERM)?;
+    let out = daemon.finish(ctx.t.op);
+    log_exit(ctx, "SIGTERM", &out);
+    check_eq("exit status after SIGTERM", out.exit_code()?, 0)?;
+    check_eq("stderr", out.stderr.as_str(), "")?;
+    let t = me.settle(&ctx.t)?;
+    check(last_request(&t).contains("stop-request"), || {
+        format!("last request after SIGTERM is {:?}", last_request(&t))
+    })
+}
+
+/// SIGKILL: no magic 'V'. The device does not announce WDIOF_MAGICCLOSE,
+/// so the watchdog core stops it on any close (both drivers).
+pub fn busybox_sigkill(ctx: &mut Ctx) -> Outcome {
+    let (me, wd) = ctx.setup(V2)?;
+    let daemon = start_quiet_daemon(ctx, &me, &wd)?;
+    let before = requests(&me.trace()?);
+    daemon.signal(SIGKILL)?;
+    let out = daemon.finish(ctx.t.op);
+    log_exit(ctx, "SIGKILL", &out);
+    check(out.exit_code().is_err() && !out.hung(), || {
+        format!("status after SIGKILL: {:?}", out.status)
+    })?;
+    let t = me.wait_trace("a stop-request on the close", ctx.t.op, |t| {
+        last_request(t).contains("stop-request")
+    })?;
+    check_eq("start-requests after SIGKILL", requests(&t), before)
+}
+
+/// SIGSTOP while armed: the pings stop, the firmware timer expires; SIGCONT
+/// resumes the pings, which re-arm it; SIGTERM then disarms it. The stub's
+/// clock runs fast (10 ms per firmware second, 120 s in 1.2 s) and the
+/// daemon pings every 200 ms (both scaled on the debug kernel).
+pub fn busybox_sigstop(ctx: &mut Ctx) -> Outcome {
+    ctx.skip_trace();
+    let (me, wd) = ctx.setup(V2)?;
+    let fw_second = ctx.t.scale(Duration::from_millis(10));
+    me.set(&format!("ms_per_fw_second={}", fw_second.as_millis()))?;
+    let period = format!("{}ms", ctx.t.scale(Duration::from_millis(200)).as_millis());
+    let base = requests(&me.trace()?);
+    let daemon = spawn_daemon(&wd, &period)?;
+    let run = (|| {
+        me.wait_trace("pings from the daemon", ctx.t.op, |t| {
+            requests(t) >= base + STARTUP_PINGS + 3
+        })?;
+        let armed = me.timer()?;
+        ctx.log(format!("timer while pinged: {}", armed.raw));
+        check_eq("timer state while pinged", armed.state.as_str(), "armed")?;
+        check_eq("expirations while pinged", armed.expired, 0)?;
+
+        daemon.signal(SIGSTOP)?;
+        let expired = wait_until("the firmware timer to expire", ctx.t.probe, || {
+            me.timer().ok().filter(|t| t.expired >= 1)
+        })?;
+        ctx.log(format!("timer after SIGSTOP: {}", expired.raw));
+        let paused = requests(&me.trace()?);
+        thread::sleep(ctx.t.absent);
+        check_eq(
+            "start-requests while stopped",
+            requests(&me.trace()?),
+            paused,
+        )?;
+
+        daemon.signal(SIGCONT)?;
+        me.wait_trace("pings after SIGCONT", ctx.t.op, |t| {
+            requests(t) >= paused + 2
+        })?;
+        let resumed = me.timer()?;
+        ctx.log(format!("timer after SIGCONT: {}", resumed.raw));
+        check_eq("timer state after SIGCONT", resumed.state.as_str(), "armed")?;
+        check_eq("expirations after SIGCONT", resumed.expired, 1)?;
+        daemon.signal(SIGTERM)
+    })();
+    if run.is_err() {
+        let _ = daemon.signal(SIGCONT);
+        let _ = daemon.signal(SIGKILL);
+    }
+    let out = daemon.finish(ctx.t.op);
+    log_exit(ctx, "SIGSTOP, SIGCONT, SIGTERM", &out);
+    run?;
+    check_eq("exit status after SIGTERM", out.exit_code()?, 0)?;
+    let t = me.settle(&ctx.t)?;
+    in_order(&t, &["fw: timer expired", "start-request", "stop-request"])?;
+    check(last_request(&t).contains("stop-request"), || {
+        format!("last request after SIGTERM is {:?}", last_request(&t))
+    })?;
+    // Well past a firmware timeout: a disarmed timer must stay quiet.
+    thread::sleep(fw_second * 240);
+    let timer = me.timer()?;
+    ctx.log(format!("timer after SIGTERM: {}", timer.raw));
+    check_eq("timer state after SIGTERM", timer.state.as_str(), "idle")?;
+    check_eq("expirations after SIGTERM", timer.expired, 1)
+}
