@@ -437,13 +437,13 @@ impl mei_cl::Driver for MeiWdt {
         };
         match action {
             RxAction::Ignore => return,
-            RxAction::Nothing | RxAction::Wake => {}
-            RxAction::UnregisterLater { .. } => self.unregister_work.queue(),
+            RxAction::Complete => {}
+            RxAction::UnregisterLater => self.unregister_work.queue(),
             RxAction::StopAndRegister => {
                 let _ = wdt.send_stop();
                 Wdt::register(wdt);
             }
-            RxAction::WrongState { .. } => {
+            RxAction::WrongState => {
                 dev_warn!(
                     dev.dev(),
                     "not in correct state {}[{}]\n",
@@ -452,7 +452,7 @@ impl mei_cl::Driver for MeiWdt {
                 );
             }
         }
-        // Also after a probe-time answer, which the probe waits for.
+        // Every action but Ignore: the ping or the probe waits for this.
         wdt.response.complete();
     }
 

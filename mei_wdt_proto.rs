@@ -222,43 +222,25 @@ pub enum PingAction {
     },
 }
 
-/// What the receive callback must do with a decoded [`Response`].
+/// What the receive callback must do with a decoded [`Response`]. Every
+/// action but [`RxAction::Ignore`] ends with completing the response, which
+/// the pinging thread or the probe waits for.
 #[must_use]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RxAction {
-    /// Empty message: return, do not wake the ping waiter.
+    /// Empty message: return.
     Ignore,
-    /// Return without waking the ping waiter.
-    Nothing,
-    /// Wake the ping waiter.
-    Wake,
+    /// The answer to a ping, or a probe answer saying NOT_REQUIRED.
+    Complete,
     /// Schedule the unregister work (it must not run here: unregistering
-    /// waits on the watchdog core lock held by the pinging thread), then
-    /// wake the ping waiter if `wake`.
-    UnregisterLater {
-        /// Complete the ping response.
-        wake: bool,
-    },
+    /// waits on the watchdog core lock held by the pinging thread).
+    UnregisterLater,
     /// Send a stop request (result ignored, as in C), register the watchdog
-    /// device and call [`Machine::registered`]; do not wake.
+    /// device and call [`Machine::registered`].
     StopAndRegister,
     /// Unexpected response for the current state: warn with
-    /// [`Machine::state`], then wake the ping waiter if `wake`.
-    WrongState {
-        /// Complete the ping response.
-        wake: bool,
-    },
-}
-
-impl RxAction {
-    /// Whether the ping response completion must be completed.
-    pub const fn wakes(self) -> bool {
-        match self {
-            Self::Wake => true,
-            Self::UnregisterLater { wake } | Self::WrongState { wake } => wake,
-            Self::Ignore | Self::Nothing | Self::StopAndRegister => false,
-        }
-    }
+    /// [`Machine::state`].
+    WrongState,
 }
 
 /// What the notification callback must do.
@@ -370,16 +352,17 @@ impl Machine {
         match self.state {
             State::Running if not_required => {
                 self.state = State::NotRequired;
-                RxAction::UnregisterLater { wake: true }
+                RxAction::UnregisterLater
             }
-            State::Running => RxAction::Wake,
-            // C returns before the completion in both probe branches.
+            State::Running => RxAction::Complete,
+            // C returns before its completion in both probe branches; the
+            // Rust probe waits for it, so it is completed here too.
             State::Probe if not_required => {
                 self.state = State::NotRequired;
-                RxAction::Nothing
+                RxAction::Complete
             }
             State::Probe => RxAction::StopAndRegister,
-            _ => RxAction::WrongState { wake: true },
+            _ => RxAction::WrongState,
         }
     }
 

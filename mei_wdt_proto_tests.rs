@@ -398,17 +398,17 @@ fn response_empty_in_every_state() {
 #[test]
 fn response_start_in_every_state() {
     use State::*;
-    const WRONG: RxAction = RxAction::WrongState { wake: true };
-    const UNREG: RxAction = RxAction::UnregisterLater { wake: true };
+    const WRONG: RxAction = RxAction::WrongState;
+    const UNREG: RxAction = RxAction::UnregisterLater;
     // (state, not_required, expected action, next state)
     let table = [
         (Probe, false, RxAction::StopAndRegister, Probe),
-        (Probe, true, RxAction::Nothing, NotRequired),
+        (Probe, true, RxAction::Complete, NotRequired),
         (Idle, false, WRONG, Idle),
         (Idle, true, WRONG, Idle),
         (Start, false, WRONG, Start),
         (Start, true, WRONG, Start),
-        (Running, false, RxAction::Wake, Running),
+        (Running, false, RxAction::Complete, Running),
         (Running, true, UNREG, NotRequired),
         (Stopping, false, WRONG, Stopping),
         (Stopping, true, WRONG, Stopping),
@@ -430,18 +430,6 @@ fn response_start_in_every_state() {
             }
         }
     }
-}
-
-#[test]
-fn rx_action_wakes() {
-    assert!(!RxAction::Ignore.wakes());
-    assert!(!RxAction::Nothing.wakes());
-    assert!(RxAction::Wake.wakes());
-    assert!(RxAction::UnregisterLater { wake: true }.wakes());
-    assert!(!RxAction::UnregisterLater { wake: false }.wakes());
-    assert!(!RxAction::StopAndRegister.wakes());
-    assert!(RxAction::WrongState { wake: true }.wakes());
-    assert!(!RxAction::WrongState { wake: false }.wakes());
 }
 
 #[test]
@@ -492,9 +480,9 @@ fn flow_v2() {
     assert_eq!(m.state(), State::Start);
     assert_eq!(m.op_ping(), PingAction::Send { wait: true });
     assert_eq!(m.state(), State::Running);
-    assert_eq!(m.response(&OK), RxAction::Wake);
+    assert_eq!(m.response(&OK), RxAction::Complete);
     assert_eq!(m.op_ping(), PingAction::Send { wait: true });
-    assert_eq!(m.response(&OK), RxAction::Wake);
+    assert_eq!(m.response(&OK), RxAction::Complete);
 
     // close: stop, maybe followed by an empty message from the firmware.
     assert_eq!(m.op_stop(), StopAction::SendStop);
@@ -509,7 +497,7 @@ fn flow_v2() {
     assert_eq!(m.op_ping(), PingAction::Send { wait: true });
     assert_eq!(
         m.response(&NOT_REQ),
-        RxAction::UnregisterLater { wake: true }
+        RxAction::UnregisterLater
     );
     assert_eq!(m.state(), State::NotRequired);
     // The core may still ping/stop before the work unregisters us.
@@ -530,10 +518,10 @@ fn flow_v2() {
 fn flow_v2_not_required_at_probe() {
     let mut m = Machine::new(2);
     assert_eq!(m.probe(), ProbeAction::Ping);
-    assert_eq!(m.response(&NOT_REQ), RxAction::Nothing);
+    assert_eq!(m.response(&NOT_REQ), RxAction::Complete);
     assert_eq!(m.state(), State::NotRequired);
     // A late or duplicate response is a wrong-state warning.
-    assert_eq!(m.response(&OK), RxAction::WrongState { wake: true });
+    assert_eq!(m.response(&OK), RxAction::WrongState);
     assert_eq!(m.notification(), NotifAction::Register);
     m.registered();
     assert_eq!(m.state(), State::Idle);
@@ -622,7 +610,7 @@ fn late_probe_answer_registers() {
     m.registered();
     assert_eq!(m.state(), State::Idle);
     // Only the first answer counts as the probe's.
-    assert_eq!(m.response(&ok), RxAction::WrongState { wake: true });
+    assert_eq!(m.response(&ok), RxAction::WrongState);
 }
 
 #[test]
@@ -634,7 +622,7 @@ fn late_probe_answer_not_required_stays_not_required() {
         status: 0,
         not_required: true,
     };
-    assert_eq!(m.response(&nr), RxAction::Nothing);
+    assert_eq!(m.response(&nr), RxAction::Complete);
     assert_eq!(m.state(), State::NotRequired);
     assert_eq!(m.notification(), NotifAction::Register);
 }
@@ -650,5 +638,5 @@ fn notification_after_probe_timeout_ends_the_wait_for_a_late_answer() {
         status: 0,
         not_required: false,
     };
-    assert_eq!(m.response(&ok), RxAction::WrongState { wake: true });
+    assert_eq!(m.response(&ok), RxAction::WrongState);
 }
