@@ -5,7 +5,7 @@
 # ends with the summed line "N passed, N failed".
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
-cd "$TOPDIR"
+cd "$TOPDIR" || exit 1
 
 "$TOPDIR/scripts/setup.sh" || die "setup failed"
 

@@ -1,5 +1,6 @@
 # Shared settings for the project's scripts (sourced, not run).
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the variables set here are used by the sourcing scripts
 
 # Every cache lives outside the checkout, keyed by what it depends on.
 CACHE_DIR=${MEI_WDT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mei-wdt-rs}
@@ -49,4 +50,35 @@ build_modules() {
 	*) die "DRIVER must be c or rust" ;;
 	esac
 	[ -f "$drv" ] || die "$drv not found"
+}
+
+# locked_build DIR: take DIR's build lock (fd 9, held until the script
+# exits, so a concurrent build of DIR waits) and succeed if DIR holds a
+# finished build (DIR/.built).
+locked_build() {
+	mkdir -p "$(dirname "$1")"
+	exec 9>"$1.lock"
+	flock 9
+	[ -f "$1/.built" ]
+}
+
+# stage_modules ROOT KDIR MODULE.ko...: install the modules into
+# ROOT/lib/modules/<KDIR's release>/extra with the kernel's lists of
+# built-in modules, and run depmod there.
+stage_modules() {
+	local root=$1 kdir=$2 release moddir ko f
+	shift 2
+	release=$(cat "$kdir/include/config/kernel.release")
+	moddir=$root/lib/modules/$release
+	mkdir -p "$moddir/extra"
+	for ko in "$@"; do
+		[ -f "$ko" ] || die "module $ko not found"
+		[ ! -e "$moddir/extra/$(basename "$ko")" ] || die "two modules named $(basename "$ko") given"
+		install -m 0644 "$ko" "$moddir/extra/"
+	done
+	for f in modules.builtin modules.builtin.modinfo; do
+		[ ! -f "$kdir/$f" ] || cp "$kdir/$f" "$moddir/"
+	done
+	(cd "$moddir" && ls extra/*.ko) >"$moddir/modules.order"
+	depmod -b "$root" "$release"
 }

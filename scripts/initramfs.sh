@@ -68,7 +68,7 @@ build_c "$work/gen_init_cpio-$release" "$src/usr/gen_init_cpio.c" -O2
 
 stage=$(mktemp -d "$work/stage.XXXXXX")
 trap 'rm -rf "$stage" "$stage.list"' EXIT
-mkdir -p "$stage"/{bin,dev,proc,sys,tmp,usr/bin} "$stage/lib/modules/$release/extra"
+mkdir -p "$stage"/{bin,dev,proc,sys,tmp,usr/bin}
 
 install -m 0755 "$TOPDIR/qemu/init" "$stage/init"
 install -m 0755 "$busybox" "$stage/bin/busybox"
@@ -86,18 +86,7 @@ while read -r lib; do
 	cp -L "$lib" "$stage$lib"
 done < <(ldd "$wdctl" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
 
-moddir=$stage/lib/modules/$release
-for ko in "$@"; do
-	[ -f "$ko" ] || die "module $ko not found"
-	name=$(basename "$ko")
-	[ ! -e "$moddir/extra/$name" ] || die "two modules named $name given"
-	install -m 0644 "$ko" "$moddir/extra/$name"
-done
-for f in modules.builtin modules.builtin.modinfo; do
-	[ ! -f "$kdir/$f" ] || cp "$kdir/$f" "$moddir/"
-done
-(cd "$moddir" && ls extra/*.ko) >"$moddir/modules.order"
-depmod -b "$stage" "$release"
+stage_modules "$stage" "$kdir" "$@"
 
 # gen_init_cpio writes root-owned entries and the console node without
 # needing root here; fixed timestamps keep the archive reproducible.

@@ -84,13 +84,11 @@ build)
 	check_tools
 	src=$(source_dir)
 	out=$(build_dir)
-	mkdir -p "$out"
-	exec 9>"$out.lock"
-	flock 9
-	if [ -f "$out/.built" ]; then
+	if locked_build "$out"; then
 		echo "$out"
 		exit 0
 	fi
+	mkdir -p "$out"
 	echo "kernel: building $flavor kernel in $out" >&2
 	start=$(date +%s)
 	mk=(make -C "$src" O="$out" LLVM=1 ARCH=x86_64 -j"$(nproc)")

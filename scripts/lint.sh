@@ -1,11 +1,11 @@
 #!/bin/bash
 # Static checks: rustfmt, clippy and compiler warnings (kernel modules and
 # host crates), no `unsafe` in the driver file, a SAFETY comment on every
-# `unsafe` block and impl. One result line per check, then
+# `unsafe` block and impl, shellcheck on the scripts. One result line per check, then
 # "N passed, N failed".
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
-cd "$TOPDIR"
+cd "$TOPDIR" || exit 1
 
 passed=0
 failed=0
@@ -54,6 +54,10 @@ for manifest in proto-test/Cargo.toml qemu/mestub/Cargo.toml qemu/guest/Cargo.to
 		--target-dir "$CACHE_DIR/cargo-lint" -- -D warnings
 	result "cargo-clippy $manifest" $?
 done
+
+require_tool shellcheck shellcheck
+shellcheck -x -P SCRIPTDIR scripts/*.sh .ci/run qemu/init qemu/systemd/*.sh
+result shellcheck $?
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -76,10 +76,7 @@ build() {
 	require_tool mkfs.ext4 e2fsprogs
 	local dir tmp size
 	dir=$(cache_dir)
-	mkdir -p "$CACHE_DIR"
-	exec 9>"$dir.lock"
-	flock 9
-	if [ -f "$dir/.built" ]; then
+	if locked_build "$dir"; then
 		echo "$dir"
 		return
 	fi
@@ -112,7 +109,7 @@ build() {
 # image OUT KDIR MODULE...: the per-run image.
 image() {
 	(($# >= 3)) || die "usage: rootfs.sh image OUT.img KDIR MODULE.ko..."
-	local out=$1 kdir=$2 dir release stage ko f
+	local out=$1 kdir=$2 dir release stage
 	shift 2
 	require_tool debugfs e2fsprogs
 	require_tool e2fsck e2fsprogs
@@ -125,18 +122,7 @@ image() {
 	# /lib is /usr/lib there).
 	stage=$(mktemp -d "$CACHE_DIR/rootfs-stage.XXXXXX")
 	trap 'rm -rf "$stage" "$out.tmp.$$"' EXIT
-	local moddir=$stage/usr/lib/modules/$release
-	mkdir -p "$moddir/extra"
-	for ko in "$@"; do
-		[ -f "$ko" ] || die "module $ko not found"
-		[ ! -e "$moddir/extra/$(basename "$ko")" ] || die "two modules named $(basename "$ko") given"
-		install -m 0644 "$ko" "$moddir/extra/"
-	done
-	for f in modules.builtin modules.builtin.modinfo; do
-		[ ! -f "$kdir/$f" ] || cp "$kdir/$f" "$moddir/"
-	done
-	(cd "$moddir" && ls extra/*.ko) >"$moddir/modules.order"
-	depmod -b "$stage/usr" "$release"
+	stage_modules "$stage/usr" "$kdir" "$@"
 
 	local src=$TOPDIR/qemu/systemd sys=$stage/etc/systemd/system
 	install -D -m 0644 "$src/watchdog.conf" "$stage/etc/systemd/system.conf.d/watchdog.conf"
