@@ -108,6 +108,14 @@ struct Wdt {
     /// Completed by a ping's response.
     #[pin]
     response: Completion,
+    /// Held across every send. The MEI core keeps one write state per
+    /// client: a send started while another still waits for its write to
+    /// complete resets that state, and the first send then fails with
+    /// EFAULT. The probe's ping and the stop that the rx callback sends on
+    /// its answer do overlap on SMP (the C driver then fails its probe and
+    /// frees the watchdog the rx callback has just registered).
+    #[pin]
+    send_lock: Mutex<()>,
     log_limit: RateLimit,
 }
 
@@ -117,6 +125,7 @@ impl Wdt {
     }
 
     fn send(&self, msg: &[u8]) -> Result {
+        let _one_at_a_time = self.send_lock.lock();
         self.cldev.send(msg, bound_ms()).map(|_| ())
     }
 
@@ -310,6 +319,7 @@ impl mei_cl::Driver for MeiWdt {
                 }),
                 registration <- new_mutex!(None),
                 response <- Completion::new(),
+                send_lock <- new_mutex!(()),
                 log_limit: RateLimit::new(),
             }),
             GFP_KERNEL,

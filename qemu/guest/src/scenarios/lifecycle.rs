@@ -6,6 +6,7 @@ use std::path::Path;
 use super::{op_ok, V2};
 use crate::framework::{check, check_eq, wait_until, Ctx, Outcome};
 use crate::kmod;
+use crate::kmsg;
 use crate::stub::{self, Me, MEI_DEVICES};
 use crate::watchdog::{self, ChildOp, OpResult, ENODEV};
 
@@ -37,6 +38,41 @@ pub fn unbind_bind(ctx: &mut Ctx) -> Outcome {
     stub::write_file(&drv.join("bind"), &wd.parent)?;
     ctx.wait_watchdogs(1)?;
     check_reprobed(ctx, &me)
+}
+
+/// Unbind/bind cycles in `rebind_repeat`.
+const REBIND_CYCLES: usize = 25;
+
+/// Many probes in a row. On two vCPUs (the Rust driver's runs) the rx
+/// callback's stop-request can overlap the probe's ping send; every probe
+/// must still register the watchdog, and nothing may be logged.
+pub fn rebind_repeat(ctx: &mut Ctx) -> Outcome {
+    let (me, wd) = ctx.setup(V2)?;
+    let log = kmsg::mark()?;
+    let drv = Path::new(DRIVER_DIR);
+    for cycle in 1..=REBIND_CYCLES {
+        stub::write_file(&drv.join("unbind"), &wd.parent)?;
+        ctx.wait_no_watchdog()
+            .map_err(|e| format!("cycle {cycle}: {e}"))?;
+        stub::write_file(&drv.join("bind"), &wd.parent)?;
+        ctx.wait_watchdogs(1)
+            .map_err(|e| format!("cycle {cycle}: {e}"))?;
+        // The probe's stop-request, before the next unbind.
+        me.wait_trace("the probe's stop-request", ctx.t.op, |t| {
+            t.count("stop-request") == cycle + 1
+        })?;
+    }
+    let t = me.settle(&ctx.t)?;
+    check_eq(
+        "start-request timeout=120 lines (one per probe)",
+        t.start_requests_with(120),
+        REBIND_CYCLES + 1,
+    )?;
+    check_eq(
+        "kernel log lines since the first probe",
+        log.since()?,
+        vec![],
+    )
 }
 
 pub fn rmmod_insmod(ctx: &mut Ctx) -> Outcome {

@@ -41,6 +41,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario::new("notreq_running", notify::notreq_running),
         Scenario::new("notify_registered", notify::notify_registered),
         Scenario::new("unbind_bind", lifecycle::unbind_bind),
+        Scenario::new("rebind_repeat", lifecycle::rebind_repeat),
         Scenario::new("rmmod_insmod", lifecycle::rmmod_insmod),
         Scenario::new("reset_open", lifecycle::reset_open),
         Scenario::new("two_devices", lifecycle::two_devices),
