@@ -372,8 +372,24 @@ impl mei_cl::Driver for MeiWdt {
             match action {
                 ProbeAction::Register => Wdt::register(wdt),
                 ProbeAction::Ping => {
-                    wdt.send_ping(proto::DEFAULT_TIMEOUT)?;
-                    self.await_probe_response();
+                    // EFAULT: the MEI core saw the client's write state
+                    // change while the send waited for its completion. The
+                    // message may well have gone out (seen on SMP, with the
+                    // firmware's answer arriving), so the answer decides.
+                    let sent = wdt.send(&proto::encode_start(proto::DEFAULT_TIMEOUT));
+                    if let Err(e) = sent {
+                        if e != EFAULT {
+                            dev_err!(dev.dev(), "probe ping send failed: {}\n", e.to_errno());
+                            return Err(e);
+                        }
+                    }
+                    let wait = self.await_probe_response();
+                    if wait != WaitResult::Completed {
+                        sent.inspect_err(|e| {
+                            dev_err!(dev.dev(), "probe ping send failed: {}\n", e.to_errno())
+                        })?;
+                        self.probe_unanswered(wait);
+                    }
                 }
             }
             Ok(())
@@ -475,21 +491,24 @@ impl mei_cl::Driver for MeiWdt {
 }
 
 impl MeiWdt {
-    /// Waits (bounded) for the answer to the probe ping, so that a silent
-    /// firmware is reported instead of leaving the device silently absent.
-    fn await_probe_response(&self) {
-        let bound = bound_ms();
-        let why = match self.wdt.response.wait_killable_timeout(bound) {
-            WaitResult::Completed => return,
-            WaitResult::TimedOut => "no response to the probe ping in",
+    /// Waits (bounded) for the answer to the probe ping.
+    fn await_probe_response(&self) -> WaitResult {
+        self.wdt.response.wait_killable_timeout(bound_ms())
+    }
+
+    /// The probe ping got no answer: say so instead of leaving the device
+    /// silently absent; a late answer or a notification registers it.
+    fn probe_unanswered(&self, wait: WaitResult) {
+        let why = match wait {
             WaitResult::Killed => "killed while waiting for the probe ping's response, at most",
+            _ => "no response to the probe ping in",
         };
         self.wdt.inner.lock().machine.probe_timed_out();
         dev_err!(
             self.wdt.dev(),
             "{} {} ms: watchdog not registered until the firmware answers, the ME notifies or the device is rebound\n",
             why,
-            bound
+            bound_ms()
         );
     }
 }

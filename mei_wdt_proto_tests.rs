@@ -495,10 +495,7 @@ fn flow_v2() {
     // reopen; firmware no longer needs us.
     m.op_start();
     assert_eq!(m.op_ping(), PingAction::Send { wait: true });
-    assert_eq!(
-        m.response(&NOT_REQ),
-        RxAction::UnregisterLater
-    );
+    assert_eq!(m.response(&NOT_REQ), RxAction::UnregisterLater);
     assert_eq!(m.state(), State::NotRequired);
     // The core may still ping/stop before the work unregisters us.
     assert_eq!(m.op_ping(), PingAction::Nothing);

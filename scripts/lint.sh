@@ -20,8 +20,10 @@ result() {
 }
 
 roots=(mei_wdt.rs qemu/mestub/mei_stub.rs qemu/mestub/host.rs proto-test/lib.rs qemu/guest/src/main.rs)
-rustfmt --check --edition 2021 --config-path rustfmt.toml "${roots[@]}" >/dev/null 2>&1
-result rustfmt $?
+out=$(rustfmt --check --edition 2021 --config-path rustfmt.toml "${roots[@]}" 2>&1)
+rc=$?
+((rc == 0)) || head -20 <<<"$out"
+result rustfmt "$rc"
 
 n=$(grep -c unsafe mei_wdt.rs)
 [ "$n" = 0 ] || echo "mei_wdt.rs mentions unsafe $n times"

@@ -523,8 +523,15 @@ unsafe extern "C" fn write(
         )
     };
     stub.fw.lock().host_write(hdr, data, now_ms());
-    // The host buffer is free again at once: tell the core, as an
-    // interrupt would.
+    // The firmware has drained the host buffer already. Mark it ready now,
+    // not in the next service run: otherwise whether the MEI core sends a
+    // message at once or queues it (and for a notification request that is
+    // already enabled, drops it) depends on when the service work runs on
+    // another CPU, and the traces with it.
+    // SAFETY: the core calls this op under `device_lock`, which guards
+    // `hbuf_is_ready`; `dev` is valid (see the hw ops note above).
+    unsafe { (*dev).hbuf_is_ready = true };
+    // Tell the core, as an interrupt would.
     stub.kick(0);
     0
 }
