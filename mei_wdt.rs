@@ -377,18 +377,18 @@ impl mei_cl::Driver for MeiWdt {
                     // message may well have gone out (seen on SMP, with the
                     // firmware's answer arriving), so the answer decides.
                     let sent = wdt.send(&proto::encode_start(proto::DEFAULT_TIMEOUT));
-                    if let Err(e) = sent {
-                        if e != EFAULT {
+                    let bound = bound_ms();
+                    let wait = match sent {
+                        Err(e) if e != EFAULT => Err(e),
+                        _ => Ok(wdt.response.wait_killable_timeout(bound)),
+                    };
+                    match (wait, sent) {
+                        (Ok(WaitResult::Completed), _) => {}
+                        (Ok(wait), Ok(())) => self.probe_unanswered(wait, bound),
+                        (Err(e), _) | (Ok(_), Err(e)) => {
                             dev_err!(dev.dev(), "probe ping send failed: {}\n", e.to_errno());
                             return Err(e);
                         }
-                    }
-                    let wait = self.await_probe_response();
-                    if wait != WaitResult::Completed {
-                        sent.inspect_err(|e| {
-                            dev_err!(dev.dev(), "probe ping send failed: {}\n", e.to_errno())
-                        })?;
-                        self.probe_unanswered(wait);
                     }
                 }
             }
@@ -491,14 +491,10 @@ impl mei_cl::Driver for MeiWdt {
 }
 
 impl MeiWdt {
-    /// Waits (bounded) for the answer to the probe ping.
-    fn await_probe_response(&self) -> WaitResult {
-        self.wdt.response.wait_killable_timeout(bound_ms())
-    }
-
-    /// The probe ping got no answer: say so instead of leaving the device
-    /// silently absent; a late answer or a notification registers it.
-    fn probe_unanswered(&self, wait: WaitResult) {
+    /// The probe ping got no answer within `bound` ms: say so instead of
+    /// leaving the device silently absent; a late answer or a notification
+    /// registers it.
+    fn probe_unanswered(&self, wait: WaitResult, bound: u32) {
         let why = match wait {
             WaitResult::Killed => "killed while waiting for the probe ping's response, at most",
             _ => "no response to the probe ping in",
@@ -508,7 +504,7 @@ impl MeiWdt {
             self.wdt.dev(),
             "{} {} ms: watchdog not registered until the firmware answers, the ME notifies or the device is rebound\n",
             why,
-            bound_ms()
+            bound
         );
     }
 }

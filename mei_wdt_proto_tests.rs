@@ -567,23 +567,14 @@ fn probe_timeout_after_an_answer_changes_nothing() {
         let _ = m.probe();
         match answered {
             State::Idle => {
-                let _ = m.response(&Response::Start {
-                    status: 0,
-                    not_required: false,
-                });
+                let _ = m.response(&OK);
                 m.registered();
             }
             State::NotRequired => {
-                let _ = m.response(&Response::Start {
-                    status: 0,
-                    not_required: true,
-                });
+                let _ = m.response(&NOT_REQ);
             }
             _ => {
-                let _ = m.response(&Response::Start {
-                    status: 0,
-                    not_required: false,
-                });
+                let _ = m.response(&OK);
                 m.registered();
                 m.op_start();
                 let _ = m.op_ping();
@@ -594,46 +585,36 @@ fn probe_timeout_after_an_answer_changes_nothing() {
     }
 }
 
-#[test]
-fn late_probe_answer_registers() {
+/// A v2 machine whose probe ping got no answer in time.
+fn probe_timed_out() -> Machine {
     let mut m = Machine::new(2);
     let _ = m.probe();
     m.probe_timed_out();
-    let ok = Response::Start {
-        status: 0,
-        not_required: false,
-    };
-    assert_eq!(m.response(&ok), RxAction::StopAndRegister);
+    m
+}
+
+#[test]
+fn late_probe_answer_registers() {
+    let mut m = probe_timed_out();
+    assert_eq!(m.response(&OK), RxAction::StopAndRegister);
     m.registered();
     assert_eq!(m.state(), State::Idle);
     // Only the first answer counts as the probe's.
-    assert_eq!(m.response(&ok), RxAction::WrongState);
+    assert_eq!(m.response(&OK), RxAction::WrongState);
 }
 
 #[test]
 fn late_probe_answer_not_required_stays_not_required() {
-    let mut m = Machine::new(2);
-    let _ = m.probe();
-    m.probe_timed_out();
-    let nr = Response::Start {
-        status: 0,
-        not_required: true,
-    };
-    assert_eq!(m.response(&nr), RxAction::Complete);
+    let mut m = probe_timed_out();
+    assert_eq!(m.response(&NOT_REQ), RxAction::Complete);
     assert_eq!(m.state(), State::NotRequired);
     assert_eq!(m.notification(), NotifAction::Register);
 }
 
 #[test]
 fn notification_after_probe_timeout_ends_the_wait_for_a_late_answer() {
-    let mut m = Machine::new(2);
-    let _ = m.probe();
-    m.probe_timed_out();
+    let mut m = probe_timed_out();
     assert_eq!(m.notification(), NotifAction::Register);
     m.registered();
-    let ok = Response::Start {
-        status: 0,
-        not_required: false,
-    };
-    assert_eq!(m.response(&ok), RxAction::WrongState);
+    assert_eq!(m.response(&OK), RxAction::WrongState);
 }

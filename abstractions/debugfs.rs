@@ -37,22 +37,36 @@ impl Write for Snapshot {
     }
 }
 
+/// The data and operations a file was created with (`create_file`).
+///
 /// # Safety
 ///
-/// Called by the VFS on a file created by `Dir::file`, whose inode's private data and real fops are what `Files` set up.
-unsafe extern "C" fn open_callback<T: Sync>(
+/// `inode` and `file` must be valid and belong to a file made by
+/// `create_file` for a `T` and `FileOps<T>` that are still alive.
+unsafe fn file_data<'a, T: Sync>(
     inode: *mut bindings::inode,
     file: *mut bindings::file,
-) -> c_int {
-    // SAFETY: the VFS passes a valid inode whose private data is the `T`
-    // given to `Dir::file`, alive until the file is removed; the file's
-    // real fops are the first field of the `FileOps<T>` it was created with.
-    let (data, ops) = unsafe {
+) -> (&'a T, &'a FileOps<T>) {
+    // SAFETY: the inode's private data is the `T` given to `create_file`,
+    // alive until the file is removed; the file's real fops are the first
+    // field of the `FileOps<T>` it was created with.
+    unsafe {
         (
             &*(*inode).i_private.cast::<T>(),
             &*bindings::debugfs_real_fops(file).cast::<FileOps<T>>(),
         )
-    };
+    }
+}
+
+/// # Safety
+///
+/// Called by the VFS on a file made by `create_file`, whose data and operations are alive.
+unsafe extern "C" fn open_callback<T: Sync>(
+    inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
+    // SAFETY: the VFS passes the file's valid inode.
+    let (data, ops) = unsafe { file_data::<T>(inode, file) };
     let mut snap = Snapshot(KVec::new());
     let Some(show) = ops.show else {
         return EINVAL.to_errno();
@@ -73,7 +87,7 @@ unsafe extern "C" fn open_callback<T: Sync>(
 
 /// # Safety
 ///
-/// Called by the VFS on a file created by `Dir::file`, whose inode's private data and real fops are what `Files` set up.
+/// Called by the VFS on a file made by `create_file`, whose data and operations are alive.
 unsafe extern "C" fn read_callback(
     file: *mut bindings::file,
     buf: *mut c_char,
@@ -97,7 +111,7 @@ unsafe extern "C" fn read_callback(
 
 /// # Safety
 ///
-/// Called by the VFS on a file created by `Dir::file`, whose inode's private data and real fops are what `Files` set up.
+/// Called by the VFS on a file made by `create_file`, whose data and operations are alive.
 unsafe extern "C" fn release_callback(
     _inode: *mut bindings::inode,
     file: *mut bindings::file,
@@ -109,21 +123,16 @@ unsafe extern "C" fn release_callback(
 
 /// # Safety
 ///
-/// Called by the VFS on a file created by `Dir::file` with a `store`
-/// function, whose inode's private data and real fops are set up there.
+/// Called by the VFS on a file made by `create_file`, whose data and
+/// operations are alive.
 unsafe extern "C" fn write_callback<T: Sync>(
     file: *mut bindings::file,
     buf: *const c_char,
     len: usize,
     _pos: *mut bindings::loff_t,
 ) -> isize {
-    // SAFETY: as in `open_callback`, from the open file's inode.
-    let (data, ops) = unsafe {
-        (
-            &*(*(*file).f_inode).i_private.cast::<T>(),
-            &*bindings::debugfs_real_fops(file).cast::<FileOps<T>>(),
-        )
-    };
+    // SAFETY: an open file has a valid inode.
+    let (data, ops) = unsafe { file_data::<T>((*file).f_inode, file) };
     let res = (|| -> Result {
         let store = ops.store.ok_or(EINVAL)?;
         if len > MAX_STORE {
@@ -198,6 +207,30 @@ impl<T: Sync> FileOps<T> {
     }
 }
 
+/// Creates a file `name` in `parent` for `data` with `ops`.
+///
+/// # Safety
+///
+/// `parent` must be null or a directory of ours; `data` and `ops` must stay
+/// valid until the file is removed.
+unsafe fn create_file<T: Sync>(
+    parent: *mut bindings::dentry,
+    name: &CStr,
+    data: &T,
+    ops: &FileOps<T>,
+) {
+    // SAFETY: `name` is a C string; the rest is the caller's promise.
+    unsafe {
+        bindings::debugfs_create_file(
+            name.as_char_ptr(),
+            ops.mode(),
+            parent,
+            (data as *const T).cast_mut().cast(),
+            &ops.fops,
+        );
+    }
+}
+
 /// A top-level debugfs directory for a module, created at init and
 /// removed at exit; devices create their directories in it.
 pub(crate) struct Root(AtomicPtr<bindings::dentry>);
@@ -225,17 +258,8 @@ impl Root {
     ///
     /// `data` and `ops` must stay valid until the root is removed.
     pub(crate) unsafe fn file<T: Sync>(&self, name: &CStr, data: &T, ops: &FileOps<T>) {
-        // SAFETY: `name` is a C string, the root is ours (or null), and the
-        // caller keeps `data` and `ops` alive while the file exists.
-        unsafe {
-            bindings::debugfs_create_file(
-                name.as_char_ptr(),
-                ops.mode(),
-                self.as_raw(),
-                (data as *const T).cast_mut().cast(),
-                &ops.fops,
-            );
-        }
+        // SAFETY: the root is ours (or null); the caller's promise.
+        unsafe { create_file(self.as_raw(), name, data, ops) }
     }
 
     /// Removes the named files at the top of the root (waiting for
@@ -280,17 +304,8 @@ impl Dir {
     ///
     /// `data` and `ops` must stay valid until this directory is dropped.
     pub(crate) unsafe fn file<T: Sync>(&self, name: &CStr, data: &T, ops: &FileOps<T>) {
-        // SAFETY: `name` is a C string, the directory is ours, and the
-        // caller keeps `data` and `ops` alive while the file exists.
-        unsafe {
-            bindings::debugfs_create_file(
-                name.as_char_ptr(),
-                ops.mode(),
-                self.0,
-                (data as *const T).cast_mut().cast(),
-                &ops.fops,
-            );
-        }
+        // SAFETY: the directory is ours; the caller's promise.
+        unsafe { create_file(self.0, name, data, ops) }
     }
 }
 

@@ -16,6 +16,7 @@
 #                            systemd's interval (measured: LOG line)
 #   systemd_poweroff_disarm  `systemctl poweroff` sends a stop-request and
 #                            the firmware timer never expires
+#   vcpus                    the kernel brought up the VM's vCPUs
 #   kernel-log               no warning, oops, ... on the console
 # The guest side is qemu/systemd/. The firmware clock runs at
 # MS_PER_FW_SECOND (default 600 ms per firmware second: the 120 s timeout

@@ -32,12 +32,11 @@ result no-unsafe-in-driver "$n"
 # Every `unsafe {` block and `unsafe impl` has a `// SAFETY:` comment in the
 # lines just above it (or on the same line).
 missing=$(awk '
-	FNR == 1 { window = "" }
+	FNR == 1 { last = 0 }
 	/^[[:space:]]*\/\/ SAFETY:/ { last = FNR }
 	/unsafe (\{|impl)/ && !/^[[:space:]]*\/\// {
 		if (!(last && FNR - last <= 8) && $0 !~ /SAFETY/) print FILENAME ":" FNR ": " $0
 	}
-	FNR == 1 { last = 0 }
 ' abstractions/*.rs qemu/mestub/mei_stub.rs qemu/guest/src/*.rs)
 [ -z "$missing" ] || echo "$missing"
 result safety-comments "$([ -z "$missing" ]; echo $?)"

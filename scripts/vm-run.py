@@ -75,8 +75,8 @@ MEMORY_MB = {"release": 1024, "debug": 2048, "systemd": 1024}
 # has just registered (KASAN: slab-use-after-free in identity_show).
 CPUS = {"c": 1, "rust": 2}
 CPUS_RE = re.compile(r"smp: Brought up \d+ nodes?, (\d+) CPUs?")
-# After DONE the guest powers off; without ACPI the kernel only halts, so
-# the halt message (or this many seconds) ends the run.
+# After DONE the guest powers off: the power-down or halt message (or this
+# many seconds) ends the run.
 EXIT_GRACE = 5
 HALT_RE = re.compile(r"reboot: (Power down|System halted|Power off not available|Restarting)")
 POLL_INTERVAL = 0.1
@@ -272,12 +272,11 @@ def qemu_command(args, console, results):
         f"meiwdt.driver={args.driver}",
         f"meiwdt.suite={args.suite}",
     ]
-    if args.drive:
-        append[1:1] = ["root=/dev/vda", "rw"]
     if args.append:
         append.append(args.append)
     boot = ["-initrd", args.initrd] if args.initrd else []
     if args.drive:
+        append[1:1] = ["root=/dev/vda", "rw"]
         boot += ["-drive", f"file={args.drive},format=raw,if=virtio"]
     return [
         "qemu-system-x86_64",

@@ -52,6 +52,16 @@ pub fn wdt_clients() -> Vec<String> {
     v
 }
 
+/// The one watchdog client device on the MEI bus.
+pub fn only_wdt_client() -> Result<String, String> {
+    match wdt_clients().as_slice() {
+        [one] => Ok(one.clone()),
+        other => Err(format!(
+            "want one watchdog client on the MEI bus, got {other:?}"
+        )),
+    }
+}
+
 /// Whether a stub config string leaves the watchdog client enumerated.
 pub fn config_has_wd(config: &str) -> bool {
     !config.split_whitespace().any(|kv| kv == "wd=0")
@@ -103,6 +113,14 @@ impl Trace {
         self.lines()
             .filter(|l| l.contains("start-request") && l.split_whitespace().any(|w| w == tag))
             .count()
+    }
+
+    /// The last start- or stop-request line ("" if none).
+    pub fn last_request(&self) -> &str {
+        self.lines()
+            .filter(|l| l.contains("start-request") || l.contains("stop-request"))
+            .last()
+            .unwrap_or("")
     }
 
     /// The lines after the first `n`.

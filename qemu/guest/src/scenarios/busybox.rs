@@ -10,7 +10,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use super::{in_order, V2};
+use super::{in_order, log_run, set_fast_clock, V2};
 use crate::framework::{check, check_eq, wait_until, Ctx, Outcome};
 use crate::process::{self, Finished, Running};
 use crate::stub::{Me, Trace};
@@ -36,18 +36,10 @@ fn requests(t: &Trace) -> usize {
     t.count("start-request")
 }
 
-/// The last start- or stop-request in the trace.
-fn last_request(t: &Trace) -> &str {
-    t.lines()
-        .filter(|l| l.contains("start-request") || l.contains("stop-request"))
-        .last()
-        .unwrap_or("")
-}
-
-fn log_exit(ctx: &mut Ctx, what: &str, out: &Finished) {
-    ctx.log(format!("busybox watchdog, {what}: status {:?}", out.status));
-    ctx.log(&out.stdout);
-    ctx.log(&out.stderr);
+/// Logs the daemon's end (`how` it was signalled) and its output.
+fn log_exit(ctx: &mut Ctx, how: &str, out: &Finished) {
+    let cmdline = format!("busybox watchdog ({how}): status {:?}", out.status);
+    log_run(ctx, &cmdline, out);
 }
 
 /// Starts the daemon with a 60 s period and waits until its start-up is in
@@ -73,8 +65,8 @@ pub fn busybox_sigterm(ctx: &mut Ctx) -> Outcome {
     check_eq("exit status after SIGTERM", out.exit_code()?, 0)?;
     check_eq("stderr", out.stderr.as_str(), "")?;
     let t = me.settle(&ctx.t)?;
-    check(last_request(&t).contains("stop-request"), || {
-        format!("last request after SIGTERM is {:?}", last_request(&t))
+    check(t.last_request().contains("stop-request"), || {
+        format!("last request after SIGTERM is {:?}", t.last_request())
     })
 }
 
@@ -91,7 +83,7 @@ pub fn busybox_sigkill(ctx: &mut Ctx) -> Outcome {
         format!("status after SIGKILL: {:?}", out.status)
     })?;
     let t = me.wait_trace("a stop-request on the close", ctx.t.op, |t| {
-        last_request(t).contains("stop-request")
+        t.last_request().contains("stop-request")
     })?;
     check_eq("start-requests after SIGKILL", requests(&t), before)
 }
@@ -103,8 +95,7 @@ pub fn busybox_sigkill(ctx: &mut Ctx) -> Outcome {
 pub fn busybox_sigstop(ctx: &mut Ctx) -> Outcome {
     ctx.skip_trace();
     let (me, wd) = ctx.setup(V2)?;
-    let fw_second = ctx.t.scale(Duration::from_millis(10));
-    me.set(&format!("ms_per_fw_second={}", fw_second.as_millis()))?;
+    let fw_second = set_fast_clock(ctx, &me)?;
     let period = format!("{}ms", ctx.t.scale(Duration::from_millis(200)).as_millis());
     let base = requests(&me.trace()?);
     let daemon = spawn_daemon(&wd, &period)?;
@@ -150,8 +141,8 @@ pub fn busybox_sigstop(ctx: &mut Ctx) -> Outcome {
     check_eq("exit status after SIGTERM", out.exit_code()?, 0)?;
     let t = me.settle(&ctx.t)?;
     in_order(&t, &["fw: timer expired", "start-request", "stop-request"])?;
-    check(last_request(&t).contains("stop-request"), || {
-        format!("last request after SIGTERM is {:?}", last_request(&t))
+    check(t.last_request().contains("stop-request"), || {
+        format!("last request after SIGTERM is {:?}", t.last_request())
     })?;
     // Well past a firmware timeout: a disarmed timer must stay quiet.
     thread::sleep(fw_second * 240);

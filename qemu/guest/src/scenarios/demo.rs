@@ -3,10 +3,10 @@
 
 use std::process::Command;
 
-use super::{in_order, V2};
+use super::{in_order, log_run, V2};
 use crate::framework::{check, Ctx, Driver, Outcome};
 use crate::process;
-use crate::stub::Trace;
+use crate::stub::{Me, Trace};
 use crate::watchdog::{ChildOp, OpResult};
 
 /// Shows the firmware trace lines after the first `from`, indented.
@@ -14,6 +14,21 @@ fn show_trace(ctx: &mut Ctx, t: &Trace, from: usize) {
     for line in t.lines_after(from) {
         ctx.log(format!("    {line}"));
     }
+}
+
+/// Waits for a line containing `needle` after the first `from` lines of
+/// the trace, lets the trace settle and shows what is new. Returns the
+/// new lines and where the next step starts.
+fn show_step(ctx: &mut Ctx, me: &Me, from: usize, needle: &str) -> Result<(Trace, usize), String> {
+    me.wait_trace(&format!("a {needle}"), ctx.t.op, |t| {
+        t.lines_after(from).iter().any(|l| l.contains(needle))
+    })?;
+    let t = me.settle(&ctx.t)?;
+    show_trace(ctx, &t, from);
+    let new = Trace {
+        text: t.lines_after(from).join("\n"),
+    };
+    Ok((new, t.lines().count()))
 }
 
 pub fn demo(ctx: &mut Ctx) -> Outcome {
@@ -41,10 +56,8 @@ pub fn demo(ctx: &mut Ctx) -> Outcome {
     show_trace(ctx, &t, 0);
 
     let node = wd.node.display().to_string();
-    ctx.log(format!("$ wdctl {node}"));
     let out = process::run(Command::new("/usr/bin/wdctl").arg(&wd.node), ctx.t.op)?;
-    ctx.log(&out.stdout);
-    ctx.log(&out.stderr);
+    log_run(ctx, &format!("wdctl {node}"), &out);
     check(out.exit_code()? == 0, || {
         format!("wdctl failed: {}", out.stderr)
     })?;
@@ -59,34 +72,17 @@ pub fn demo(ctx: &mut Ctx) -> Outcome {
     check(matches!(r.result, OpResult::Ok(_)), || {
         format!("keepalive: {r}")
     })?;
-    me.wait_trace("the start-response", ctx.t.op, |t| {
-        t.lines_after(base)
-            .iter()
-            .any(|l| l.contains("start-response"))
-    })?;
-    let t = me.settle(&ctx.t)?;
-    show_trace(ctx, &t, base);
-    let ping = Trace {
-        text: t.lines_after(base).join("\n"),
-    };
+    let (ping, base) = show_step(ctx, &me, base, "start-response")?;
     in_order(
         &ping,
         &["start-request timeout=120", "start-response status=0"],
     )?;
-    let base = t.lines().count();
 
     ctx.log(format!(
         "$ close {node}: the watchdog core stops the watchdog"
     ));
     drop(f);
-    me.wait_trace("the stop-request", ctx.t.op, |t| {
-        t.lines_after(base)
-            .iter()
-            .any(|l| l.contains("stop-request"))
-    })?;
-    let t = me.settle(&ctx.t)?;
-    show_trace(ctx, &t, base);
-    let base = t.lines().count();
+    let (_, base) = show_step(ctx, &me, base, "stop-request")?;
 
     ctx.log("$ rmmod mei_wdt");
     ctx.unload_driver()?;

@@ -200,10 +200,7 @@ pub fn autoload(ctx: &mut Ctx) -> Outcome {
     check(!kmod::is_loaded(kmod::DRIVER), || {
         "mei_wdt is loaded before modprobe".into()
     })?;
-    let cldev = match stub::wdt_clients().as_slice() {
-        [one] => one.clone(),
-        other => return Err(format!("want one watchdog client, got {other:?}")),
-    };
+    let cldev = stub::only_wdt_client()?;
     let modalias = stub::read_file(&Path::new(MEI_DEVICES).join(&cldev).join("modalias"))?
         .trim()
         .to_string();

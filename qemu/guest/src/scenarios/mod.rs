@@ -13,9 +13,12 @@ mod silent;
 mod timer;
 mod tools;
 
+use std::time::Duration;
+
 use crate::expect::FAULTS;
 use crate::framework::{Ctx, Scenario};
-use crate::stub::Trace;
+use crate::process::Finished;
+use crate::stub::{Me, Trace};
 use crate::watchdog::{ChildOp, OpResult, WdFile};
 
 /// Stub configs: the AMT watchdog client with protocol version 1 or 2.
@@ -70,6 +73,23 @@ pub fn all() -> Vec<Scenario> {
 /// Scenarios run only when named (`--suite demo`), never by `all`.
 pub fn extra() -> Vec<Scenario> {
     vec![Scenario::new("demo", demo::demo)]
+}
+
+/// Logs a finished program's command line and output.
+fn log_run(ctx: &mut Ctx, cmdline: &str, out: &Finished) {
+    ctx.log(format!("$ {cmdline}"));
+    ctx.log(&out.stdout);
+    ctx.log(&out.stderr);
+}
+
+/// Runs the stub's firmware clock fast: 10 ms per firmware second (scaled
+/// on the debug kernel), so 120 firmware seconds pass in about a second.
+/// Set after the probe, whose start/stop should not arm a fast timer.
+/// Returns the length of one firmware second.
+fn set_fast_clock(ctx: &Ctx, me: &Me) -> Result<Duration, String> {
+    let fw_second = ctx.t.scale(Duration::from_millis(10));
+    me.set(&format!("ms_per_fw_second={}", fw_second.as_millis()))?;
+    Ok(fw_second)
 }
 
 /// Runs an operation that must succeed within the normal bound; returns the

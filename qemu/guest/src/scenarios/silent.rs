@@ -27,15 +27,6 @@ fn debugfs_state(ctx: &Ctx, cldev: &str) -> Result<(String, String), String> {
     Ok((read("state")?, read("activation")?))
 }
 
-fn only_wdt_client() -> Result<String, String> {
-    match stub::wdt_clients().as_slice() {
-        [one] => Ok(one.clone()),
-        other => Err(format!(
-            "want one watchdog client on the MEI bus, got {other:?}"
-        )),
-    }
-}
-
 /// v2 firmware that drops the probe ping's answer; then answers again and
 /// notifies. C: the probe sent its ping and returned, the state stays
 /// PROBE, the notification is ignored: no watchdog, ever. Rust: the probe
@@ -45,7 +36,7 @@ pub fn probe_silent(ctx: &mut Ctx) -> Outcome {
     ctx.load_stub()?;
     let me = ctx.add_me(V2)?;
     me.set("fault=drop")?;
-    let cldev = only_wdt_client()?;
+    let cldev = stub::only_wdt_client()?;
     let log = kmsg::mark()?;
     let loaded = Instant::now();
     ctx.load_driver()?;

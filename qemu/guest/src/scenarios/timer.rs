@@ -5,22 +5,14 @@
 use std::thread;
 use std::time::Duration;
 
-use super::{op_ok, V2};
+use super::{op_ok, set_fast_clock, V2};
 use crate::framework::{check_eq, wait_until, Ctx, Outcome};
 use crate::watchdog::ChildOp;
-
-/// Set after the probe, whose start/stop should not arm a fast timer.
-fn fast_clock(ctx: &Ctx) -> String {
-    format!(
-        "ms_per_fw_second={}",
-        ctx.t.scale(Duration::from_millis(10)).as_millis()
-    )
-}
 
 pub fn timer_expiry(ctx: &mut Ctx) -> Outcome {
     let (me, wd) = ctx.setup(V2)?;
     let stops = me.trace()?.count("stop-request");
-    me.set(&fast_clock(ctx))?;
+    set_fast_clock(ctx, &me)?;
     let f = wd.open()?;
     op_ok(ctx, &f, ChildOp::Keepalive)?;
     let timer = wait_until("the firmware timer to expire", ctx.t.probe, || {
@@ -40,7 +32,7 @@ pub fn timer_expiry(ctx: &mut Ctx) -> Outcome {
 pub fn timer_clean_stop(ctx: &mut Ctx) -> Outcome {
     let (me, wd) = ctx.setup(V2)?;
     let stops = me.trace()?.count("stop-request");
-    me.set(&fast_clock(ctx))?;
+    set_fast_clock(ctx, &me)?;
     let f = wd.open()?;
     op_ok(ctx, &f, ChildOp::Keepalive)?;
     let armed = me.timer()?;

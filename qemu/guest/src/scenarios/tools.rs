@@ -5,7 +5,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use super::{op_ok, V2};
+use super::{log_run, op_ok, V2};
 use crate::framework::{check, check_eq, Ctx, Outcome};
 use crate::process::{self, Finished};
 use crate::sys::{SIGINT, SIGTERM};
@@ -17,12 +17,6 @@ const WATCHDOG_TEST: &str = "/bin/watchdog-test";
 /// `text` with the device's name (`watchdog3`) as `watchdogN`.
 fn normalize_node(text: &str, name: &str) -> String {
     text.replace(name, "watchdogN")
-}
-
-fn log_run(ctx: &mut Ctx, cmdline: &str, out: &Finished) {
-    ctx.log(format!("$ {cmdline}"));
-    ctx.log(&out.stdout);
-    ctx.log(&out.stderr);
 }
 
 pub fn wdctl(ctx: &mut Ctx) -> Outcome {
@@ -257,11 +251,7 @@ pub fn watchdog_test_daemon(ctx: &mut Ctx) -> Outcome {
     check(pings > ticks, || {
         format!("{pings} start-request(s) for {ticks} keepalives plus the magic close")
     })?;
-    let last = t
-        .lines()
-        .filter(|l| l.contains("start-request") || l.contains("stop-request"))
-        .last()
-        .unwrap_or("");
+    let last = t.last_request();
     check(last.contains("stop-request"), || {
         format!("last request after SIGTERM is {last:?}, want a stop-request")
     })
