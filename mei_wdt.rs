@@ -270,10 +270,7 @@ impl watchdog::Operations for Wdt {
 
     fn set_timeout(&self, wdd: &watchdog::Device, timeout: u32) -> Result {
         // The core checked the range already; the wire field is 16 bits.
-        let t = u16::try_from(timeout)
-            .ok()
-            .filter(|_| proto::validate_timeout(timeout))
-            .ok_or(EINVAL)?;
+        let t = proto::wire_timeout(timeout).ok_or(EINVAL)?;
         self.inner.lock().timeout = t;
         wdd.set_timeout(timeout);
         Ok(())

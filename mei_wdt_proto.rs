@@ -142,11 +142,15 @@ pub fn decode_response(buf: &[u8]) -> Result<Response, DecodeError> {
     })
 }
 
-/// Whether user space may set `t` seconds; the watchdog core checks the
-/// same range, the Rust ops check again rather than trust a `u32` to fit
-/// the 16-bit wire field.
-pub const fn validate_timeout(t: u32) -> bool {
-    t >= MIN_TIMEOUT as u32 && t <= MAX_TIMEOUT as u32
+/// The 16-bit wire field for a timeout of `t` seconds that user space may
+/// set, or `None` out of range. The watchdog core checks the same range;
+/// the Rust ops check again rather than trust a `u32` to fit the field.
+pub const fn wire_timeout(t: u32) -> Option<u16> {
+    if t >= MIN_TIMEOUT as u32 && t <= MAX_TIMEOUT as u32 {
+        Some(t as u16)
+    } else {
+        None
+    }
 }
 
 /// Driver state, `enum mei_wdt_state` in C.

@@ -256,14 +256,14 @@ fn decode_check_order() {
 }
 
 #[test]
-fn validate_timeout_bounds() {
-    assert!(!validate_timeout(0));
-    assert!(!validate_timeout(119));
-    assert!(validate_timeout(120));
-    assert!(validate_timeout(3600));
-    assert!(validate_timeout(65535));
-    assert!(!validate_timeout(65536));
-    assert!(!validate_timeout(u32::MAX));
+fn wire_timeout_bounds() {
+    assert_eq!(wire_timeout(0), None);
+    assert_eq!(wire_timeout(119), None);
+    assert_eq!(wire_timeout(120), Some(120));
+    assert_eq!(wire_timeout(3600), Some(3600));
+    assert_eq!(wire_timeout(65535), Some(65535));
+    assert_eq!(wire_timeout(65536), None);
+    assert_eq!(wire_timeout(u32::MAX), None);
 }
 
 // ---- state machine ----
