@@ -10,7 +10,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use super::{in_order, log_run, set_fast_clock, V2};
+use super::{in_order, log_run, set_fast_clock, spawn_started, STARTUP_PINGS, V2};
 use crate::framework::{check, check_eq, wait_until, Ctx, Outcome};
 use crate::process::{self, Finished, Running};
 use crate::stub::{Me, Trace};
@@ -19,17 +19,11 @@ use crate::watchdog::Watchdog;
 
 const BUSYBOX: &str = "/bin/busybox";
 
-/// Start-requests the daemon's start-up sends: the ping after
-/// `WDIOC_SETTIMEOUT` and the first write. (Starting the watchdog sends
-/// nothing; the driver's first ping carries the start.)
-const STARTUP_PINGS: usize = 2;
-
-fn spawn_daemon(wd: &Watchdog, period: &str) -> Result<Running, String> {
-    process::spawn(
-        Command::new(BUSYBOX)
-            .args(["watchdog", "-F", "-T", "120", "-t", period])
-            .arg(&wd.node),
-    )
+fn daemon_command(wd: &Watchdog, period: &str) -> Command {
+    let mut cmd = Command::new(BUSYBOX);
+    cmd.args(["watchdog", "-F", "-T", "120", "-t", period])
+        .arg(&wd.node);
+    cmd
 }
 
 fn requests(t: &Trace) -> usize {
@@ -45,13 +39,12 @@ fn log_exit(ctx: &mut Ctx, how: &str, out: &Finished) {
 /// Starts the daemon with a 60 s period and waits until its start-up is in
 /// the trace, so that it sleeps before its second write.
 fn start_quiet_daemon(ctx: &Ctx, me: &Me, wd: &Watchdog) -> Result<Running, String> {
-    let base = requests(&me.trace()?);
-    let daemon = spawn_daemon(wd, "60")?;
-    me.wait_trace("the daemon's start-up pings", ctx.t.op, |t| {
-        requests(t) >= base + STARTUP_PINGS
-    })?;
-    me.settle(&ctx.t)?;
-    Ok(daemon)
+    spawn_started(
+        ctx,
+        me,
+        &mut daemon_command(wd, "60"),
+        "the daemon's start-up pings",
+    )
 }
 
 /// SIGTERM: the daemon writes the magic 'V' (a last ping) and closes, which
@@ -98,7 +91,7 @@ pub fn busybox_sigstop(ctx: &mut Ctx) -> Outcome {
     let fw_second = set_fast_clock(ctx, &me)?;
     let period = format!("{}ms", ctx.t.scale(Duration::from_millis(200)).as_millis());
     let base = requests(&me.trace()?);
-    let daemon = spawn_daemon(&wd, &period)?;
+    let daemon = process::spawn(&mut daemon_command(&wd, &period))?;
     let run = (|| {
         me.wait_trace("pings from the daemon", ctx.t.op, |t| {
             requests(t) >= base + STARTUP_PINGS + 3
@@ -132,7 +125,7 @@ pub fn busybox_sigstop(ctx: &mut Ctx) -> Outcome {
         daemon.signal(SIGTERM)
     })();
     if run.is_err() {
-        let _ = daemon.signal(SIGCONT);
+        // A stopped daemon dies from SIGKILL too.
         let _ = daemon.signal(SIGKILL);
     }
     let out = daemon.finish(ctx.t.op);

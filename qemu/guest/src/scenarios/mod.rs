@@ -13,11 +13,12 @@ mod silent;
 mod timer;
 mod tools;
 
+use std::process::Command;
 use std::time::Duration;
 
 use crate::expect::FAULTS;
 use crate::framework::{Ctx, Scenario};
-use crate::process::Finished;
+use crate::process::{self, Finished, Running};
 use crate::stub::{Me, Trace};
 use crate::watchdog::{ChildOp, OpResult, WdFile};
 
@@ -90,6 +91,23 @@ fn set_fast_clock(ctx: &Ctx, me: &Me) -> Result<Duration, String> {
     let fw_second = ctx.t.scale(Duration::from_millis(10));
     me.set(&format!("ms_per_fw_second={}", fw_second.as_millis()))?;
     Ok(fw_second)
+}
+
+/// Start-requests a watchdog daemon's start-up sends: the ping after
+/// `WDIOC_SETTIMEOUT` and its first keepalive. (Starting the watchdog on
+/// open sends nothing; the driver's first ping carries the start.)
+const STARTUP_PINGS: usize = 2;
+
+/// Spawns a daemon that sets the timeout and pings, and waits until its
+/// start-up pings (`what`) are in the trace and the trace has settled.
+fn spawn_started(ctx: &Ctx, me: &Me, cmd: &mut Command, what: &str) -> Result<Running, String> {
+    let base = me.trace()?.count("start-request");
+    let daemon = process::spawn(cmd)?;
+    me.wait_trace(what, ctx.t.op, |t| {
+        t.count("start-request") >= base + STARTUP_PINGS
+    })?;
+    me.settle(&ctx.t)?;
+    Ok(daemon)
 }
 
 /// Runs an operation that must succeed within the normal bound; returns the

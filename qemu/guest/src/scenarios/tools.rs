@@ -5,7 +5,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use super::{log_run, op_ok, V2};
+use super::{log_run, op_ok, spawn_started, V2};
 use crate::framework::{check, check_eq, Ctx, Outcome};
 use crate::process::{self, Finished};
 use crate::sys::{SIGINT, SIGTERM};
@@ -170,20 +170,16 @@ pub fn watchdog_test(ctx: &mut Ctx) -> Outcome {
 /// sleep) ended by SIGINT, whose handler writes the magic 'V' and closes.
 pub fn watchdog_test_sigint(ctx: &mut Ctx) -> Outcome {
     let (me, wd) = ctx.setup(V2)?;
-    let base = me.trace()?.count("start-request");
     let args = ["-t", "300", "-p", "60"];
-    let daemon = process::spawn(
+    let daemon = spawn_started(
+        ctx,
+        &me,
         Command::new(WATCHDOG_TEST)
             .arg("-f")
             .arg(&wd.node)
             .args(args),
+        "the loop's first keepalive",
     )?;
-    // The ping after WDIOC_SETTIMEOUT and the loop's first keepalive (the
-    // start on open sends nothing).
-    me.wait_trace("the loop's first keepalive", ctx.t.op, |t| {
-        t.count("start-request") >= base + 2
-    })?;
-    me.settle(&ctx.t)?;
     daemon.signal(SIGINT)?;
     let out = daemon.finish(ctx.t.op);
     let cmdline = format!(
