@@ -16,11 +16,15 @@ mkdir -p "$tree"
 exec 7>"$tree.lock"
 flock 7
 # Sources only; build products in the copy survive for incremental builds.
-rsync -a --prune-empty-dirs \
+# A file is copied when its content differs and then gets a new mtime, so
+# make rebuilds from it whatever the checkout's mtimes (the copy is shared
+# by every checkout). REBUILD=1 rebuilds the module in any case (clippy).
+rsync -rl --checksum --prune-empty-dirs \
 	--include '/Kbuild' --include '/*.rs' --include '/abstractions/***' \
 	--include '/qemu/' --include '/qemu/mestub/' \
 	--include '/qemu/mestub/Kbuild' --include '/qemu/mestub/*.rs' \
 	--include '/qemu/mestub/*.h' --include '/qemu/mestub/bindgen_parameters' \
 	--exclude '*' "$TOPDIR/" "$tree/" >&2
+[ -z "${REBUILD:-}" ] || touch "$tree/$dir"/*.rs
 make -C "$kdir" M="$tree/$dir" LLVM=1 -j"$(nproc)" "$@" modules >&2
 ls "$tree/$dir"/*.ko

@@ -39,6 +39,22 @@ toolchain_id() {
 	bindgen --version
 }
 
+# cargo_target_dir KIND: this checkout's cargo target dir for KIND (host,
+# lint, guest). Cargo judges freshness by mtimes and records a file outside
+# the package (proto-test's ../mei_wdt_proto.rs) by absolute path, so a
+# target dir shared between checkouts can test another checkout's code.
+# The least recently used beyond the newest CARGO_DIRS_KEPT go.
+CARGO_DIRS_KEPT=4
+cargo_target_dir() {
+	local dir
+	dir=$CACHE_DIR/cargo/$1-$(printf %s "$TOPDIR" | sha256sum | cut -c1-12)
+	mkdir -p "$dir"
+	touch "$dir"
+	# shellcheck disable=SC2012 # names are ours: KIND-HASH
+	ls -dt "$CACHE_DIR/cargo/$1"-* | tail -n +$((CARGO_DIRS_KEPT + 1)) | xargs -r rm -rf
+	echo "$dir"
+}
+
 # build_modules DRIVER KDIR: build the ME stub and the driver under test
 # (c: the kernel's own mei_wdt.ko; rust: this project's) for KDIR, and set
 # $stub and $drv to their paths.

@@ -3,7 +3,8 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$TOPDIR"
+target_dir=$(cargo_target_dir host)
 for manifest in proto-test/Cargo.toml qemu/mestub/Cargo.toml; do
 	cargo test --quiet --manifest-path "$manifest" \
-		--target-dir "$CACHE_DIR/cargo-host"
+		--target-dir "$target_dir"
 done

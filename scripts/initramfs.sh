@@ -11,7 +11,8 @@
 #   /bin/watchdog-test         the kernel's watchdog selftest, static
 #   /usr/bin/wdctl             util-linux, with its libraries and ld.so
 #   /lib/modules/<release>/extra/MODULE.ko, modules.dep
-# Intermediate products live in $CACHE_DIR/guest and $CACHE_DIR/cargo-guest.
+# Intermediate products live in $CACHE_DIR/guest and the checkout's cargo
+# target dir (cargo_target_dir guest).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -48,10 +49,11 @@ mkdir -p "$work"
 # The guest test program, static. Run cargo from the checkout so that
 # rust-toolchain.toml selects the pinned toolchain.
 target=x86_64-unknown-linux-gnu
+target_dir=$(cargo_target_dir guest)
 (cd "$TOPDIR" && RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
 	--manifest-path qemu/guest/Cargo.toml --target "$target" \
-	--target-dir "$CACHE_DIR/cargo-guest")
-tests_bin=$CACHE_DIR/cargo-guest/$target/release/mei-wdt-tests
+	--target-dir "$target_dir")
+tests_bin=$target_dir/$target/release/mei-wdt-tests
 
 # build_c OUT SRC FLAGS...: compile a single C file unless OUT is up to date.
 build_c() {

@@ -43,16 +43,17 @@ result safety-comments "$([ -z "$missing" ]; echo $?)"
 
 kdir=$(scripts/kernel.sh build release)
 for dir in . qemu/mestub; do
-	out=$(touch "$dir"/*.rs && scripts/build-module.sh "$kdir" "$dir" CLIPPY=1 2>&1)
+	out=$(REBUILD=1 scripts/build-module.sh "$kdir" "$dir" CLIPPY=1 2>&1)
 	rc=$?
 	warnings=$(grep -cE '^(warning|error)' <<<"$out")
 	((rc == 0 && warnings == 0)) || grep -E '^(warning|error)' -A4 <<<"$out"
 	result "clippy-and-warnings $dir" "$((rc != 0 || warnings != 0))"
 done
 
+target_dir=$(cargo_target_dir lint)
 for manifest in proto-test/Cargo.toml qemu/mestub/Cargo.toml qemu/guest/Cargo.toml; do
 	cargo clippy --quiet --all-targets --manifest-path "$manifest" \
-		--target-dir "$CACHE_DIR/cargo-lint" -- -D warnings
+		--target-dir "$target_dir" -- -D warnings
 	result "cargo-clippy $manifest" $?
 done
 
