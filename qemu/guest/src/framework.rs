@@ -36,6 +36,9 @@ impl Driver {
 pub struct Scenario {
     pub name: &'static str,
     pub run: Box<dyn Fn(&mut Ctx) -> Outcome>,
+    /// The drivers this scenario runs against (`--suite all` skips it for
+    /// the others, and `--list --driver` leaves it out).
+    pub drivers: &'static [Driver],
 }
 
 impl Scenario {
@@ -43,7 +46,21 @@ impl Scenario {
         Self {
             name,
             run: Box::new(run),
+            drivers: &[Driver::C, Driver::Rust],
         }
+    }
+
+    /// A scenario for the Rust driver only: what it drives the C reference
+    /// into is a known C defect that would end the VM (see the scenario).
+    pub fn rust_only(name: &'static str, run: impl Fn(&mut Ctx) -> Outcome + 'static) -> Self {
+        Self {
+            drivers: &[Driver::Rust],
+            ..Self::new(name, run)
+        }
+    }
+
+    pub fn runs_on(&self, driver: Driver) -> bool {
+        self.drivers.contains(&driver)
     }
 }
 

@@ -92,7 +92,10 @@ fn main() -> ExitCode {
 
     let mut failed = 0;
     let names: Vec<&str> = if opts.suite == "all" {
-        all.iter().map(|s| s.name).collect()
+        all.iter()
+            .filter(|s| s.runs_on(opts.driver))
+            .map(|s| s.name)
+            .collect()
     } else {
         opts.suite.split(',').filter(|n| !n.is_empty()).collect()
     };
