@@ -106,6 +106,48 @@ impl Fault {
     }
 }
 
+/// How the host's write of a watchdog-client message completes, as the
+/// MEI core sees it. The firmware receives the message in every case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteFault {
+    /// The write completes at once.
+    None,
+    /// The hardware write fails (`-EIO`) although the message got through.
+    Error,
+    /// The write completes `write_late_ms` after the message got through.
+    Late,
+}
+
+const WRITE_FAULTS: [(WriteFault, &str); 3] = [
+    (WriteFault::None, "none"),
+    (WriteFault::Error, "error"),
+    (WriteFault::Late, "late"),
+];
+
+impl WriteFault {
+    fn name(self) -> &'static str {
+        WRITE_FAULTS
+            .iter()
+            .find(|(f, _)| *f == self)
+            .map_or("?", |(_, n)| n)
+    }
+
+    fn parse(s: &str) -> Option<WriteFault> {
+        WRITE_FAULTS.iter().find(|(_, n)| *n == s).map(|(f, _)| *f)
+    }
+}
+
+/// What the host write of a message comes to (see [`WriteFault`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteResult {
+    /// Completes at once.
+    Done,
+    /// Report a failed write to the MEI core.
+    Error,
+    /// Complete it at this time (ms), not before.
+    CompleteAt(u64),
+}
+
 /// Firmware configuration, set from the `config` control file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -125,6 +167,13 @@ pub struct Config {
     pub delay_ms: u32,
     /// Firmware timer clock: one firmware second lasts this many ms.
     pub ms_per_fw_second: u32,
+    /// How host writes of watchdog-client messages complete.
+    pub write_fault: WriteFault,
+    /// Delay for [`WriteFault::Late`], in milliseconds.
+    pub write_late_ms: u32,
+    /// Send a notification this many ms after each start response (with
+    /// notifications enabled), or never if `None`.
+    pub notify_after_ms: Option<u32>,
 }
 
 impl Default for Config {
@@ -138,6 +187,9 @@ impl Default for Config {
             fault: Fault::None,
             delay_ms: 0,
             ms_per_fw_second: 1000,
+            write_fault: WriteFault::None,
+            write_late_ms: 0,
+            notify_after_ms: None,
         }
     }
 }
@@ -192,6 +244,16 @@ impl Config {
                         return Err(ConfigError::BadValue);
                     }
                 }
+                "write_fault" => {
+                    new.write_fault = WriteFault::parse(val).ok_or(ConfigError::BadValue)?;
+                }
+                "write_late_ms" => new.write_late_ms = parse_u32(val)?,
+                "notify_after_ms" => {
+                    new.notify_after_ms = match val {
+                        "off" => None,
+                        v => Some(parse_u32(v)?),
+                    }
+                }
                 _ => return Err(ConfigError::UnknownKey),
             }
         }
@@ -208,7 +270,13 @@ impl Config {
         writeln!(w, "hbm={}.{}", self.hbm.0, self.hbm.1)?;
         writeln!(w, "fault={}", self.fault.name())?;
         writeln!(w, "delay_ms={}", self.delay_ms)?;
-        writeln!(w, "ms_per_fw_second={}", self.ms_per_fw_second)
+        writeln!(w, "ms_per_fw_second={}", self.ms_per_fw_second)?;
+        writeln!(w, "write_fault={}", self.write_fault.name())?;
+        writeln!(w, "write_late_ms={}", self.write_late_ms)?;
+        match self.notify_after_ms {
+            Some(ms) => writeln!(w, "notify_after_ms={ms}"),
+            None => writeln!(w, "notify_after_ms=off"),
+        }
     }
 }
 
@@ -271,6 +339,8 @@ struct Queued {
     ready_at: u64,
     /// A client message: needs a flow-control credit from the host.
     needs_credit: bool,
+    /// Queueing order, for messages ready at the same time.
+    seq: u64,
 }
 
 const QUEUE_LEN: usize = 16;
@@ -287,6 +357,10 @@ enum Event {
     FwDropped,
     TimerExpired,
     NotConnected,
+    /// A v1 start request: real v1 firmware does not answer pings.
+    FwNoAnswer,
+    /// The host's write was reported failed (arg 0) or late (arg 1).
+    WriteFaulted,
 }
 
 /// One trace record. The trace storage is a slice of `Option<Record>`
@@ -339,6 +413,10 @@ pub struct Firmware<T: DerefMut<Target = [Option<Record>]>> {
     timer: TimerState,
     timer_timeout: u16,
     expired: u32,
+    /// A late write completes at this time (ms).
+    write_held_until: Option<u64>,
+    /// Messages queued so far: the next one's `seq`.
+    queued_total: u64,
 }
 
 /// Why a control action was refused.
@@ -370,6 +448,8 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
             timer: TimerState::Idle,
             timer_timeout: 0,
             expired: 0,
+            write_held_until: None,
+            queued_total: 0,
         }
     }
 
@@ -383,6 +463,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
         self.host_credits = 0;
         self.queue = [None; QUEUE_LEN];
         self.current = None;
+        self.write_held_until = None;
     }
 
     /// Clears the trace and the timer record.
@@ -416,6 +497,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
     }
 
     fn push(&mut self, msg: Msg, ready_at: u64, needs_credit: bool) -> Result<(), ActionError> {
+        let queued_total = self.queued_total;
         let slot = self
             .queue
             .iter_mut()
@@ -425,7 +507,9 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
             msg,
             ready_at,
             needs_credit,
+            seq: queued_total,
         });
+        self.queued_total += 1;
         Ok(())
     }
 
@@ -436,16 +520,50 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
     }
 
     /// Handles one message the host wrote: `hdr` is the MEI header and
-    /// `payload` the bytes after it. `now` is the time in ms.
-    pub fn host_write(&mut self, hdr: u32, payload: &[u8], now: u64) {
+    /// `payload` the bytes after it. `now` is the time in ms. Returns how
+    /// the write is to complete for the MEI core.
+    pub fn host_write(&mut self, hdr: u32, payload: &[u8], now: u64) -> WriteResult {
         let Some((me_addr, host_addr, len)) = decode_header(hdr) else {
-            return;
+            return WriteResult::Done;
         };
         let payload = &payload[..len.min(payload.len())];
         if me_addr == 0 && host_addr == 0 {
             self.hbm(payload, now);
         } else if me_addr == WD_ME_ADDR {
+            let connected = self.wd_host_addr == Some(host_addr);
             self.wd_client(host_addr, payload, now);
+            if connected {
+                return self.write_result(now);
+            }
+        }
+        WriteResult::Done
+    }
+
+    fn write_result(&mut self, now: u64) -> WriteResult {
+        match self.config.write_fault {
+            WriteFault::None => WriteResult::Done,
+            WriteFault::Error => {
+                self.record(Event::WriteFaulted, 0, &[]);
+                WriteResult::Error
+            }
+            WriteFault::Late => {
+                self.record(Event::WriteFaulted, 1, &[]);
+                let at = now + u64::from(self.config.write_late_ms);
+                self.write_held_until = Some(at);
+                WriteResult::CompleteAt(at)
+            }
+        }
+    }
+
+    /// Whether the MEI core must not see writes complete at `now` (a late
+    /// write is pending); the hold ends by itself at its time.
+    pub fn writes_held(&mut self, now: u64) -> bool {
+        match self.write_held_until {
+            Some(at) if now < at => true,
+            _ => {
+                self.write_held_until = None;
+                false
+            }
         }
     }
 
@@ -574,6 +692,10 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
                 let ms = u64::from(timeout) * u64::from(self.config.ms_per_fw_second);
                 self.timer = TimerState::Armed { deadline: now + ms };
                 self.respond(host_addr, now);
+                if let Some(ms) = self.config.notify_after_ms {
+                    // After the response (queued first), so it is read after.
+                    let _ = self.notify(now + u64::from(ms));
+                }
             }
             McMsg::StopRequest => {
                 if matches!(self.timer, TimerState::Armed { .. }) {
@@ -585,6 +707,10 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
     }
 
     fn respond(&mut self, host_addr: u8, now: u64) {
+        if self.enumerated.version < 2 {
+            self.record(Event::FwNoAnswer, 0, &[]);
+            return;
+        }
         let wdstate = if self.config.not_required {
             WDSTATE_NOT_REQUIRED
         } else {
@@ -640,9 +766,9 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
         if !self.wd_notify {
             return Err(ActionError::NotConnected);
         }
-        self.push(Msg::hbm(&[NOTIFICATION, WD_ME_ADDR, host, 0]), now, false)?;
-        self.record(Event::FwNotification, 0, &[]);
-        Ok(())
+        // Recorded when the host reads it (`rx_pending`), in order with
+        // the client messages.
+        self.push(Msg::hbm(&[NOTIFICATION, WD_ME_ADDR, host, 0]), now, false)
     }
 
     /// Runs the firmware clock: records a timer expiry due at `now`.
@@ -663,6 +789,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
             TimerState::Armed { deadline } => Some(deadline),
             _ => None,
         };
+        let held = self.write_held_until;
         let queued = self
             .queue
             .iter()
@@ -670,10 +797,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
             .filter(|q| !q.needs_credit || self.host_credits > 0)
             .map(|q| q.ready_at)
             .min();
-        match (timer, queued) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [timer, queued, held].into_iter().flatten().min()
     }
 
     /// Selects the next message for the host, if one is deliverable at
@@ -684,19 +808,21 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
         }
         let credits = self.host_credits;
         // Oldest deliverable message first; slot order is not age order,
-        // so pick the earliest ready time, then the lowest slot.
+        // so pick the earliest ready time, then the first queued.
         let pick = self
             .queue
             .iter()
             .enumerate()
             .filter_map(|(i, q)| q.map(|q| (i, q)))
             .filter(|(_, q)| q.ready_at <= now && (!q.needs_credit || credits > 0))
-            .min_by_key(|(i, q)| (q.ready_at, *i));
+            .min_by_key(|(_, q)| (q.ready_at, q.seq));
         let Some((i, q)) = pick else { return false };
         self.queue[i] = None;
         if q.needs_credit {
             self.host_credits -= 1;
             self.record(Event::FwMsg, 0, q.msg.payload());
+        } else if q.msg.payload().first() == Some(&NOTIFICATION) {
+            self.record(Event::FwNotification, 0, &[]);
         }
         self.current = Some((q.msg, false));
         true
@@ -769,6 +895,9 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
                 Event::FwNotification => writeln!(w, "fw: notification")?,
                 Event::FwDropped => writeln!(w, "fw: start-response dropped")?,
                 Event::TimerExpired => writeln!(w, "fw: timer expired")?,
+                Event::FwNoAnswer => writeln!(w, "fw: no start-response (v1)")?,
+                Event::WriteFaulted if r.arg == 0 => writeln!(w, "fw: write reported failed")?,
+                Event::WriteFaulted => writeln!(w, "fw: write completion late")?,
             }
         }
         Ok(())

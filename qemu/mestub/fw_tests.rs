@@ -353,8 +353,18 @@ fn config_round_trip_and_errors() {
     c.write_to(&mut s).unwrap();
     assert_eq!(
         s,
-        "wd=0\nversion=1\nnot_required=1\nnotify=0\nhbm=1.0\nfault=wrong_version\ndelay_ms=7\nms_per_fw_second=10\n"
+        "wd=0\nversion=1\nnot_required=1\nnotify=0\nhbm=1.0\nfault=wrong_version\ndelay_ms=7\nms_per_fw_second=10\n\
+         write_fault=none\nwrite_late_ms=0\nnotify_after_ms=off\n"
     );
+    c.apply("write_fault=late write_late_ms=300 notify_after_ms=5")
+        .unwrap();
+    assert_eq!(
+        (c.write_fault, c.write_late_ms, c.notify_after_ms),
+        (WriteFault::Late, 300, Some(5))
+    );
+    c.apply("write_fault=error notify_after_ms=off").unwrap();
+    assert_eq!((c.write_fault, c.notify_after_ms), (WriteFault::Error, None));
+    assert_eq!(c.apply("write_fault=sometimes"), Err(ConfigError::BadValue));
     let before = c;
     assert_eq!(c.apply("wd=1 bogus=1"), Err(ConfigError::UnknownKey));
     assert_eq!(c.apply("wd=2"), Err(ConfigError::BadValue));
@@ -409,4 +419,79 @@ fn trace_storage_is_the_callers() {
     );
     let mut none = Firmware::new(Config::default(), std::vec![]);
     hbm(&mut none, &[0x06, WD_ME_ADDR, HOST, 0]);
+}
+
+#[test]
+fn v1_firmware_does_not_answer_pings() {
+    let mut fw = connected(Config {
+        version: 1,
+        ..Config::default()
+    });
+    ping(&mut fw, 120, 0);
+    let msgs = drain(&mut fw, 0);
+    // Only the credit for the next message, no start response.
+    assert_eq!(msgs, [(0, 0, std::vec![0x08, WD_ME_ADDR, HOST, 0, 0, 0, 0, 0])]);
+    assert!(trace(&fw).ends_with("fw: no start-response (v1)\n"));
+    assert!(matches!(fw.timer(), TimerState::Armed { .. }));
+}
+
+#[test]
+fn write_faults_deliver_the_message() {
+    let stop = [0x02, 2, 0x14, 0x10];
+    let mut fw = connected(Config {
+        write_fault: WriteFault::Error,
+        ..Config::default()
+    });
+    let r = fw.host_write(hdr(WD_ME_ADDR, HOST, 4), &stop, 0);
+    assert_eq!(r, WriteResult::Error);
+    assert!(trace(&fw).contains("stop-request\nfw: write reported failed\n"));
+    // HBM writes are never faulted.
+    assert_eq!(
+        fw.host_write(hdr(0, 0, 4), &[0x07, WD_ME_ADDR, HOST, 0], 0),
+        WriteResult::Done
+    );
+
+    let mut fw = connected(Config {
+        write_fault: WriteFault::Late,
+        write_late_ms: 300,
+        ..Config::default()
+    });
+    let r = start_req(120);
+    assert_eq!(
+        fw.host_write(hdr(WD_ME_ADDR, HOST, r.len()), &r, 1000),
+        WriteResult::CompleteAt(1300)
+    );
+    // The answer is not held back, only the write's completion.
+    assert_eq!(drain(&mut fw, 1000).len(), 2);
+    assert!(fw.writes_held(1299));
+    assert_eq!(fw.next_deadline(), Some(1300));
+    assert!(!fw.writes_held(1300));
+    assert!(trace(&fw).contains("fw: write completion late\n"));
+}
+
+#[test]
+fn notification_after_a_start_response() {
+    let mut fw = connected(Config {
+        notify_after_ms: Some(0),
+        ..Config::default()
+    });
+    hbm(&mut fw, &[0x10, WD_ME_ADDR, HOST, 1]);
+    drain(&mut fw, 0);
+    ping(&mut fw, 120, 0);
+    let msgs = drain(&mut fw, 0);
+    let kinds: Vec<u8> = msgs.iter().map(|m| m.2[0]).collect();
+    // Credit, start response, then the notification: queued in that
+    // order and ready at the same time.
+    assert_eq!(kinds, [0x08, 0x02, 0x11]);
+
+    let mut late = connected(Config {
+        notify_after_ms: Some(50),
+        ..Config::default()
+    });
+    hbm(&mut late, &[0x10, WD_ME_ADDR, HOST, 1]);
+    drain(&mut late, 0);
+    ping(&mut late, 120, 0);
+    assert_eq!(drain(&mut late, 0).len(), 2);
+    assert_eq!(drain(&mut late, 49).len(), 0);
+    assert_eq!(drain(&mut late, 50)[0].2[0], 0x11);
 }

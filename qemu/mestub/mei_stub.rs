@@ -244,7 +244,9 @@ impl Stub {
                         break;
                     }
                 }
-                if ok {
+                // A late write: its completion (the write handler's first
+                // step) waits; the firmware's answer does not.
+                if ok && !self.fw.lock().writes_held(now) {
                     (*mei).hbuf_is_ready = true;
                     let ret = bindings::mei_irq_write_handler(mei, cmpl);
                     if ret != 0 {
@@ -522,7 +524,7 @@ unsafe extern "C" fn write(
             data,
         )
     };
-    stub.fw.lock().host_write(hdr, data, now_ms());
+    let result = stub.fw.lock().host_write(hdr, data, now_ms());
     // The firmware has drained the host buffer already. Mark it ready now,
     // not in the next service run: otherwise whether the MEI core sends a
     // message at once or queues it (and for a notification request that is
@@ -533,7 +535,10 @@ unsafe extern "C" fn write(
     unsafe { (*dev).hbuf_is_ready = true };
     // Tell the core, as an interrupt would.
     stub.kick(0);
-    0
+    match result {
+        fw::WriteResult::Error => -(bindings::EIO as c_int),
+        fw::WriteResult::Done | fw::WriteResult::CompleteAt(_) => 0,
+    }
 }
 
 /// # Safety
@@ -629,6 +634,107 @@ fn store_remove(reg: &Registry, text: &str) -> Result {
     reg.remove(text.parse::<usize>().map_err(|_| EINVAL)?)
 }
 
+/// A watchdog device that does nothing, to take up one of the watchdog
+/// core's ids, so that a driver's registration can be made to fail.
+///
+/// # Invariants
+///
+/// The boxed device is registered.
+struct Filler(KBox<Opaque<bindings::watchdog_device>>);
+
+/// What a filler says it is.
+struct FillerInfo(bindings::watchdog_info);
+// SAFETY: immutable; only read by the watchdog core.
+unsafe impl Sync for FillerInfo {}
+
+static FILLER_INFO: FillerInfo = FillerInfo(bindings::watchdog_info {
+    options: 0,
+    firmware_version: 0,
+    identity: *b"mei_stub filler\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+});
+
+/// The fillers' operations: a start and a stop that do nothing (the core
+/// needs both).
+struct FillerOps(bindings::watchdog_ops);
+// SAFETY: immutable; only read by the watchdog core.
+unsafe impl Sync for FillerOps {}
+
+static FILLER_OPS: FillerOps = FillerOps(bindings::watchdog_ops {
+    // Only the address is taken: no access, no `unsafe`.
+    owner: addr_of_mut!(bindings::__this_module),
+    start: Some(filler_nop),
+    stop: Some(filler_nop),
+    // SAFETY: all-zero is "not implemented" for every other operation.
+    ..unsafe { core::mem::zeroed() }
+});
+
+/// Start and stop of a filler: nothing to do.
+///
+/// # Safety
+///
+/// Called by the watchdog core with a registered filler.
+unsafe extern "C" fn filler_nop(_wdd: *mut bindings::watchdog_device) -> c_int {
+    0
+}
+
+impl Filler {
+    /// Registers a filler watchdog.
+    fn register() -> Result<Filler> {
+        // SAFETY: all-zero is the C starting point of a watchdog device.
+        let wdd: KBox<Opaque<bindings::watchdog_device>> =
+            KBox::new(Opaque::new(unsafe { core::mem::zeroed() }), GFP_KERNEL)?;
+        let raw = wdd.get();
+        // SAFETY: the device is on the heap and stays there (boxed) until
+        // `drop` unregisters it; info and ops are static. A failed
+        // registration leaves nothing to unregister: no `Filler` is built.
+        unsafe {
+            (*raw).info = &FILLER_INFO.0;
+            (*raw).ops = &FILLER_OPS.0;
+            to_result(bindings::watchdog_register_device(raw))?;
+        }
+        Ok(Filler(wdd))
+    }
+}
+
+impl Drop for Filler {
+    fn drop(&mut self) {
+        // SAFETY: the device is registered (type invariant).
+        unsafe { bindings::watchdog_unregister_device(self.0.get()) };
+    }
+}
+
+/// What the `watchdogs` file shows: the number of fillers.
+fn show_fillers(reg: &Registry, w: &mut dyn Write) -> core::fmt::Result {
+    writeln!(w, "{}", reg.fillers.lock().iter().flatten().count())
+}
+
+/// A write to `watchdogs`: register or unregister fillers until there are
+/// this many. Stops at the first failure (the core's ids run out at 32).
+fn store_fillers(reg: &Registry, text: &str) -> Result {
+    let want = text.parse::<usize>().map_err(|_| EINVAL)?;
+    let mut fillers = reg.fillers.lock();
+    let mut have = fillers.iter().flatten().count();
+    // Slots are never freed (KVec cannot shrink): empty ones are reused.
+    for slot in fillers.as_mut_slice().iter_mut().rev() {
+        if have > want && slot.is_some() {
+            drop(slot.take());
+            have -= 1;
+        }
+    }
+    for slot in fillers.as_mut_slice().iter_mut() {
+        if have < want && slot.is_none() {
+            *slot = Some(Filler::register()?);
+            have += 1;
+        }
+    }
+    while have < want {
+        let f = Filler::register()?;
+        fillers.push(Some(f), GFP_KERNEL)?;
+        have += 1;
+    }
+    Ok(())
+}
+
 /// The registry of stub devices, and the operations of their files.
 #[pin_data]
 struct Registry {
@@ -638,7 +744,11 @@ struct Registry {
     /// the platform devices get one.
     #[pin]
     pdrv: Opaque<bindings::platform_driver>,
+    /// Filler watchdogs (`watchdogs`).
+    #[pin]
+    fillers: Mutex<KVec<Option<Filler>>>,
     add_ops: FileOps<Registry>,
+    fillers_ops: FileOps<Registry>,
     remove_ops: FileOps<Registry>,
     config_ops: FileOps<Stub>,
     ctl_ops: FileOps<Stub>,
@@ -743,7 +853,9 @@ impl kernel::Module for MeiStubModule {
                         (*slot).driver.name = c_str!("mei_stub").as_char_ptr();
                     })
                 },
+                fillers <- new_mutex!(KVec::new()),
                 add_ops: FileOps::with_store(module, None, Some(store_add)),
+                fillers_ops: FileOps::with_store(module, Some(show_fillers), Some(store_fillers)),
                 remove_ops: FileOps::with_store(module, None, Some(store_remove)),
                 config_ops: FileOps::with_store(module, Some(show_config), Some(store_config)),
                 ctl_ops: FileOps::with_store(module, None, Some(stub_ctl)),
@@ -764,6 +876,7 @@ impl kernel::Module for MeiStubModule {
         unsafe {
             ROOT.file(c_str!("add"), reg, &reg.add_ops);
             ROOT.file(c_str!("remove"), reg, &reg.remove_ops);
+            ROOT.file(c_str!("watchdogs"), reg, &reg.fillers_ops);
         }
         Ok(MeiStubModule { registry })
     }
@@ -773,7 +886,10 @@ impl Drop for MeiStubModule {
     fn drop(&mut self) {
         // The control files first (removal waits for running writes), then
         // the devices, each with its own directory, then the rest.
-        ROOT.remove_files(&[c_str!("add"), c_str!("remove")]);
+        ROOT.remove_files(&[c_str!("add"), c_str!("remove"), c_str!("watchdogs")]);
+        for slot in self.registry.fillers.lock().as_mut_slice() {
+            drop(slot.take());
+        }
         let mut devices = self.registry.devices.lock();
         for slot in devices.as_mut_slice() {
             drop(slot.take());

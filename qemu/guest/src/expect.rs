@@ -231,6 +231,12 @@ pub const FAULTS: &[FaultCase] = &[
 pub const RUST_PROBE_SILENT_LOG: &str = "no response to the probe ping in 5000 ms: \
      watchdog not registered until the firmware answers, the ME notifies or the device is rebound";
 
+/// A v2 probe whose ping got a malformed answer. C logs the decode error and
+/// stays in PROBE for good (a notification is ignored there). Rust logs the
+/// decode error and this, and registers on the ME's next notification.
+pub const RUST_PROBE_BAD_ANSWER_LOG: &str = "malformed response to the probe ping: \
+     watchdog not registered until the firmware answers, the ME notifies or the device is rebound";
+
 /// What the kernel prints when the C module is given the Rust module's
 /// parameter (kernel/module/main.c, unknown_module_param_cb()).
 pub const C_UNKNOWN_PARAM_LOG: &str = "mei_wdt: unknown parameter 'ping_timeout_ms' ignored";

@@ -11,6 +11,8 @@ use crate::framework::{wait_until, Timeouts, POLL};
 
 pub const STUB_DIR: &str = "/sys/kernel/debug/mei_stub";
 pub const MEI_DEVICES: &str = "/sys/bus/mei/devices";
+/// The MEI bus driver directory of mei_wdt (bind, unbind).
+pub const DRIVER_DIR: &str = "/sys/bus/mei/drivers/mei_wdt";
 /// The iAMT watchdog client's GUID, as the MEI bus names its devices.
 pub const WDT_GUID: &str = "05b79a6f-4628-4d7f-899d-a91514cb32ab";
 
@@ -217,4 +219,16 @@ impl Me {
             }
         }
     }
+}
+
+/// Registers or unregisters the stub's filler watchdogs until there are
+/// `n`; the watchdog core has 32 ids, so 32 fillers make every further
+/// registration fail.
+pub fn set_fillers(n: usize) -> Result<(), String> {
+    write_file(&Path::new(STUB_DIR).join("watchdogs"), &n.to_string())
+}
+
+/// The MEI bus device `cldev` has a driver bound.
+pub fn is_bound(cldev: &str) -> bool {
+    Path::new(MEI_DEVICES).join(cldev).join("driver").exists()
 }

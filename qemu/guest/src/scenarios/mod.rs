@@ -4,6 +4,7 @@
 mod busybox;
 mod debugfs;
 mod demo;
+mod failure;
 mod fault;
 mod lifecycle;
 mod notify;
@@ -49,6 +50,14 @@ pub fn all() -> Vec<Scenario> {
         Scenario::new("rmmod_insmod", lifecycle::rmmod_insmod),
         Scenario::new("reset_open", lifecycle::reset_open),
         Scenario::new("two_devices", lifecycle::two_devices),
+        Scenario::new("debugfs_open_unbind", failure::debugfs_open_unbind),
+        Scenario::new("register_fails_v1", failure::register_fails_v1),
+        Scenario::new("register_fails_v2", failure::register_fails_v2),
+        Scenario::rust_only("probe_send_late", failure::probe_send_late),
+        Scenario::rust_only("probe_interrupted", failure::probe_interrupted),
+        Scenario::new("probe_bad_answer", failure::probe_bad_answer),
+        Scenario::new("notreq_notify", failure::notreq_notify),
+        Scenario::rust_only("notreq_notify_sweep", failure::notreq_notify_sweep),
     ];
     v.extend(
         FAULTS

@@ -1,0 +1,318 @@
+//! Failure and teardown paths: a debugfs file open across an unbind, a
+//! watchdog registration that fails, a probe whose ping fails although it
+//! went out, a malformed answer to the probe ping, and a notification
+//! right after a NOT_REQUIRED answer.
+
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use super::{in_order, op_ok, V1, V2};
+use crate::expect::{debugfs_dir, RUST_PROBE_BAD_ANSWER_LOG};
+use crate::framework::{check, check_eq, wait_until, Ctx, Driver, Outcome};
+use crate::kmod;
+use crate::kmsg;
+use crate::process;
+use crate::stub::{self, DRIVER_DIR};
+use crate::watchdog::{self, ChildOp, OpResult};
+
+const EIO: i32 = 5;
+const SIGKILL: i32 = 9;
+
+fn lines(v: &[&str]) -> Vec<String> {
+    v.iter().map(ToString::to_string).collect()
+}
+
+/// A descriptor of the driver's debugfs `state` opened before an unbind
+/// and closed after it: the read fails (the file is gone), the close must
+/// not touch the freed device (KASAN), and the rebound device has its
+/// files again.
+pub fn debugfs_open_unbind(ctx: &mut Ctx) -> Outcome {
+    let (me, wd) = ctx.setup(V2)?;
+    let path = debugfs_dir(ctx.driver, &wd.parent).join("state");
+    let file = File::open(&path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    let log = kmsg::mark()?;
+    let drv = Path::new(DRIVER_DIR);
+    stub::write_file(&drv.join("unbind"), &wd.parent)?;
+    ctx.wait_no_watchdog()?;
+    me.wait_trace("host: disconnect", ctx.t.op, |t| {
+        t.count("host: disconnect") == 1
+    })?;
+    let mut buf = [0u8; 64];
+    let read = file.read_at(&mut buf, 0);
+    ctx.log(format!("read after the unbind: {read:?}"));
+    check_eq(
+        "errno of a read after the unbind",
+        read.err().and_then(|e| e.raw_os_error()),
+        Some(EIO),
+    )?;
+    drop(file);
+    stub::write_file(&drv.join("bind"), &wd.parent)?;
+    ctx.wait_watchdogs(1)?;
+    me.settle(&ctx.t)?;
+    let state = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    check_eq("state after the rebind", state.as_str(), "state: IDLE\n")?;
+    check_eq("mei_wdt kernel log lines", log.driver_lines()?, vec![])
+}
+
+/// The watchdog core's ids are all taken (32 fillers from the stub), so
+/// the driver's registration fails. C: a v2 device stays bound without a
+/// watchdog, a v1 probe fails. Rust must do the same, and not unregister
+/// the device it never registered (a NULL dereference in the core).
+fn register_fails(ctx: &mut Ctx, config: &str) -> Outcome {
+    ctx.load_stub()?;
+    stub::set_fillers(32)?;
+    let me = ctx.add_me(config)?;
+    let cldev = stub::only_wdt_client()?;
+    let log = kmsg::mark()?;
+    ctx.load_driver()?;
+    log.wait_for("failed to register watchdog device (err = -28)", ctx.t.probe)?;
+    me.settle(&ctx.t)?;
+    thread::sleep(ctx.t.absent);
+    check(watchdog::find_all().is_empty(), || {
+        "an iamt_wdt watchdog registered with every id taken".into()
+    })?;
+    let v1 = config == V1;
+    check_eq("driver bound to the client", stub::is_bound(&cldev), !v1)?;
+    let probe_failed = "probe with driver mei_wdt failed with error -28";
+    let want = match (ctx.driver, v1) {
+        (Driver::C, false) => lines(&[]),
+        (Driver::C, true) => lines(&[probe_failed]),
+        (Driver::Rust, false) => lines(&["unable to register watchdog device: -28"]),
+        (Driver::Rust, true) => lines(&["unable to register watchdog device: -28", probe_failed]),
+    };
+    check_eq("mei_wdt kernel log lines", log.driver_lines()?, want)?;
+    stub::set_fillers(0)
+}
+
+pub fn register_fails_v1(ctx: &mut Ctx) -> Outcome {
+    register_fails(ctx, V1)
+}
+
+pub fn register_fails_v2(ctx: &mut Ctx) -> Outcome {
+    register_fails(ctx, V2)
+}
+
+/// The probe's ping reaches the firmware, which answers at once, but the
+/// write completes only after the send's bound (`ping_timeout_ms=300`):
+/// the send fails with ETIME. The answer decides: the device registers,
+/// bound to the driver (a failed probe must never leave a watchdog behind).
+/// Rust only: C's send has no bound, and the rx callback's stop-request
+/// overlapping it fails C's probe after registering (README, difference 7).
+pub fn probe_send_late(ctx: &mut Ctx) -> Outcome {
+    ctx.load_stub()?;
+    let late = ctx.t.scale(Duration::from_millis(1500));
+    let me = ctx.add_me(&format!(
+        "{V2} write_fault=late write_late_ms={}",
+        late.as_millis()
+    ))?;
+    let cldev = stub::only_wdt_client()?;
+    let log = kmsg::mark()?;
+    ctx.load_driver_with(&["ping_timeout_ms=300"])?;
+    let wd = ctx.wait_watchdogs(1)?.remove(0);
+    check(stub::is_bound(&cldev), || {
+        format!("{} is registered, but its probe failed: no driver on {cldev}", wd.name)
+    })?;
+    check_eq("watchdog parent", wd.parent.as_str(), cldev.as_str())?;
+    let t = me.settle(&ctx.t)?;
+    in_order(
+        &t,
+        &[
+            "host: connect",
+            "start-request",
+            "fw: write completion late",
+            "start-response",
+            "stop-request",
+            "fw: write completion late",
+        ],
+    )?;
+    // The stop-request was late too.
+    check_eq(
+        "mei_wdt kernel log lines",
+        log.driver_lines()?,
+        lines(&["stop send failed: -62"]),
+    )?;
+    // Past the last late write: the device works.
+    me.set("write_fault=none")?;
+    thread::sleep(late);
+    let f = wd.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    drop(f);
+    me.wait_trace("a stop-request on close", ctx.t.op, |t| {
+        t.count("stop-request") == 2
+    })?;
+    me.settle(&ctx.t).map(|_| ())
+}
+
+/// insmod is killed while the probe's ping waits for its (late) write to
+/// complete: the send fails with EINTR and the probe fails, although the
+/// firmware got the ping and answered. No watchdog may be left behind.
+/// Rust only, as `probe_send_late`.
+pub fn probe_interrupted(ctx: &mut Ctx) -> Outcome {
+    ctx.load_stub()?;
+    let late = ctx.t.scale(Duration::from_millis(3000));
+    let me = ctx.add_me(&format!(
+        "{V2} write_fault=late write_late_ms={}",
+        late.as_millis()
+    ))?;
+    let cldev = stub::only_wdt_client()?;
+    let log = kmsg::mark()?;
+    let insmod = process::spawn(Command::new("insmod").arg(kmod::module_path(kmod::DRIVER)?))?;
+    me.wait_trace("the probe's start-request", ctx.t.probe, |t| {
+        t.count("start-request") == 1
+    })?;
+    insmod.signal(SIGKILL)?;
+    let done = insmod.finish(ctx.t.op);
+    ctx.log(format!("insmod after SIGKILL: {:?}", done.status));
+    log.wait_for("probe ping send failed: -4", ctx.t.op)?;
+    me.wait_trace("host: disconnect", ctx.t.probe, |t| {
+        t.count("host: disconnect") == 1
+    })?;
+    // Past the stop-request's late write, if the rx callback sent one.
+    thread::sleep(late);
+    me.settle(&ctx.t)?;
+    check(watchdog::find_all().is_empty(), || {
+        "the probe was interrupted, yet an iamt_wdt watchdog is registered".into()
+    })?;
+    check(!stub::is_bound(&cldev), || {
+        format!("the probe was interrupted, yet {cldev} has a driver")
+    })?;
+    // The rx callback's stop-request races the failing probe: it may
+    // fail (ENODEV, ETIME) or not be sent, so its line is not asserted.
+    let printed: Vec<String> = log
+        .driver_lines()?
+        .into_iter()
+        .filter(|l| !l.starts_with("stop send failed: "))
+        .collect();
+    check_eq(
+        "mei_wdt kernel log lines",
+        printed,
+        lines(&[
+            "probe ping send failed: -4",
+            "probe with driver mei_wdt failed with error -4",
+        ]),
+    )
+}
+
+/// The probe ping's answer is malformed. C logs it and stays in PROBE for
+/// good: a notification is ignored there. Rust logs it, gives up on the
+/// probe ping as on a silent firmware, and registers on the next
+/// notification.
+pub fn probe_bad_answer(ctx: &mut Ctx) -> Outcome {
+    ctx.load_stub()?;
+    let me = ctx.add_me(&format!("{V2} fault=wrong_subcommand"))?;
+    let log = kmsg::mark()?;
+    ctx.load_driver()?;
+    me.wait_trace("the probe's (malformed) answer", ctx.t.probe, |t| {
+        t.count("fw<") == 1
+    })?;
+    me.settle(&ctx.t)?;
+    thread::sleep(ctx.t.absent);
+    check(watchdog::find_all().is_empty(), || {
+        "the probe ping's answer was malformed, yet a watchdog registered".into()
+    })?;
+    let want = match ctx.driver {
+        Driver::C => lines(&["unsupported command 147 :PROBE[0]"]),
+        Driver::Rust => lines(&[
+            "bad response: unsupported subcommand 0x93",
+            RUST_PROBE_BAD_ANSWER_LOG,
+        ]),
+    };
+    check_eq("mei_wdt kernel log lines at probe", log.driver_lines()?, want)?;
+
+    me.set("fault=none")?;
+    me.ctl("notify")?;
+    me.wait_trace("fw: notification", ctx.t.op, |t| {
+        t.count("fw: notification") == 1
+    })?;
+    match ctx.driver {
+        Driver::Rust => {
+            ctx.wait_watchdogs(1)?;
+        }
+        Driver::C => {
+            thread::sleep(ctx.t.absent);
+            check(watchdog::find_all().is_empty(), || {
+                "C registered on a notification in PROBE state".into()
+            })?;
+        }
+    }
+    me.settle(&ctx.t).map(|_| ())
+}
+
+/// A running watchdog's ping is answered NOT_REQUIRED and, a moment later,
+/// the ME notifies: the watchdog goes, and comes back (as a new device).
+pub fn notreq_notify(ctx: &mut Ctx) -> Outcome {
+    let (me, wd) = ctx.setup(V2)?;
+    let f = wd.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    me.settle(&ctx.t)?;
+    let log = kmsg::mark()?;
+    let after = ctx.t.scale(Duration::from_millis(200));
+    me.set(&format!("not_required=1 notify_after_ms={}", after.as_millis()))?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    me.set("not_required=0 notify_after_ms=off")?;
+    let new = wait_until("the watchdog re-registered", ctx.t.probe, || {
+        let all = watchdog::find_all();
+        (all.len() == 1 && all[0].ino != wd.ino).then(|| all[0].clone())
+    })?;
+    check_eq("name of the re-registered watchdog", &new.name, &wd.name)?;
+    let r = f.bounded(ChildOp::Keepalive, ctx.t.op)?;
+    check_eq("keepalive on the old fd", r.result, OpResult::Errno(watchdog::ENODEV))?;
+    drop(f);
+    let t = me.settle(&ctx.t)?;
+    in_order(&t, &["wdstate=1", "fw: notification"])?;
+    check_eq("mei_wdt kernel log lines", log.driver_lines()?, vec![])
+}
+
+/// Rust only: `notreq_notify` with the notification 0 to 40 ms after the
+/// NOT_REQUIRED answer, across the unregistration. However the two race,
+/// at most one iamt_wdt exists at any time, under the first one's name,
+/// and the driver's state agrees with what is registered.
+pub fn notreq_notify_sweep(ctx: &mut Ctx) -> Outcome {
+    ctx.skip_trace();
+    let (me, first) = ctx.setup(V2)?;
+    let dir = debugfs_dir(ctx.driver, &first.parent);
+    let mut wd = first.clone();
+    let mut registered = 0;
+    for after_ms in (0..=40).step_by(4) {
+        let f = wd.open()?;
+        op_ok(ctx, &f, ChildOp::Keepalive)?;
+        me.set(&format!("not_required=1 notify_after_ms={after_ms}"))?;
+        op_ok(ctx, &f, ChildOp::Keepalive)?;
+        me.set("not_required=0 notify_after_ms=off")?;
+        let mut seen = 0;
+        for _ in 0..20 {
+            let all = watchdog::find_all();
+            seen = seen.max(all.len());
+            check(all.iter().all(|w| w.name == first.name), || {
+                format!("{after_ms} ms: a second id was taken: {all:?}")
+            })?;
+            thread::sleep(Duration::from_millis(5));
+        }
+        check(seen <= 1, || format!("{after_ms} ms: {seen} iamt_wdt at once"))?;
+        drop(f);
+        me.settle(&ctx.t)?;
+        let all = watchdog::find_all();
+        let state = fs::read_to_string(dir.join("state")).map_err(|e| e.to_string())?;
+        ctx.log(format!("notification {after_ms} ms after: {} watchdog(s), {}", all.len(), state.trim()));
+        match (all.as_slice(), state.trim()) {
+            ([one], "state: IDLE") => {
+                wd = one.clone();
+                registered += 1;
+            }
+            ([], "state: NOT_REQUIRED") => {
+                // The notification came first and was ignored: bring the
+                // watchdog back for the next round.
+                me.ctl("notify")?;
+                wd = ctx.wait_watchdogs(1)?.remove(0);
+            }
+            _ => return Err(format!("{after_ms} ms: {all:?} with {state:?}")),
+        }
+        me.settle(&ctx.t)?;
+    }
+    ctx.log(format!("re-registered by the notification in {registered} rounds"));
+    Ok(())
+}
