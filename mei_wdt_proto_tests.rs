@@ -618,3 +618,25 @@ fn notification_after_probe_timeout_ends_the_wait_for_a_late_answer() {
     m.registered();
     assert_eq!(m.response(&OK), RxAction::WrongState);
 }
+
+/// The device is visible from `device_add` on, before its registration
+/// returns: an open and a ping in between must not be forgotten when it
+/// does (C sets IDLE after registering, dropping both: later keepalives do
+/// nothing and the close sends no stop).
+#[test]
+fn ops_during_registration_are_kept() {
+    for (v, first) in [(2, OK), (1, Response::Empty)] {
+        let mut m = Machine::new(v);
+        if v == 2 {
+            assert_eq!(m.probe(), ProbeAction::Ping);
+            assert_eq!(m.response(&first), RxAction::StopAndRegister);
+        } else {
+            assert_eq!(m.probe(), ProbeAction::Register);
+        }
+        m.op_start();
+        assert_eq!(m.op_ping(), PingAction::Send { wait: v == 2 });
+        m.registered();
+        assert_eq!(m.state(), State::Running, "v{v}");
+        assert_eq!(m.op_stop(), StopAction::SendStop, "v{v}");
+    }
+}
