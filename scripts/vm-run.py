@@ -3,7 +3,7 @@
 
     vm-run.py --kernel BZIMAGE --initrd CPIO --driver c|rust
               --kernel-flavor release|debug --suite NAME --golden-dir DIR
-              [--record] [--timeout SEC] [-v]
+              [--guest-bin MEI-WDT-TESTS] [--record] [--timeout SEC] [-v]
     vm-run.py --kernel BZIMAGE --drive DISK.img --driver c|rust
               --kernel-flavor systemd --suite NAME --golden-dir DIR
               [--append ARGS] [--timeout SEC] [-v]
@@ -18,6 +18,7 @@ the guest's results to ttyS1, one record per line:
     RESULT <name> PASS | RESULT <name> FAIL <reason...>
     TRACE <name> BEGIN ... TRACE <name> END
     LOG <text>
+    LOCKDEP debug_locks <n>      (kernels with lockdep, from /init)
     DONE
 
 A scenario passes when the guest says PASS and its trace (if it sent one)
@@ -26,8 +27,14 @@ passing scenarios are written as the golden files instead. The kernel log
 is checked for warnings, oopses, sanitizer and lockdep reports, hung tasks
 and leaks (test `kernel-log`), and for the number of CPUs the kernel
 brought up (test `vcpus`: two for the Rust driver, one for the C
-reference, see CPUS). The last line is `N passed, N failed`; the
-exit status is 0 iff nothing failed and the guest reached DONE.
+reference, see CPUS). On a kernel with lockdep, lockdep must still be on
+at the end (test `lockdep`: debug_locks not 0; the debug flavor must report
+it). --guest-bin is the guest test program (static, so it runs here too):
+its `--list` names the scenarios, and every one the suite runs must report
+a result (test `completeness`) and every golden file must belong to a
+scenario (test `golden-files`); without it both are skipped. The last line
+is `N passed, N failed`; the exit status is 0 iff nothing failed and the
+guest reached DONE.
 """
 
 import argparse
@@ -54,7 +61,13 @@ KERNEL_LOG_PATTERNS = [
     r"inconsistent lock state",
     r"lockdep is turned off",
     r"DEBUG_LOCKS_WARN_ON",
+    r"INFO: trying to register non-static key",
+    # Also "BUG: MAX_LOCKDEP_ENTRIES too low!" and the like, though lockdep
+    # prints those at KERN_DEBUG, below the console's level: the `lockdep`
+    # test catches what they do (debug_locks 0).
     r"INFO: task .* blocked for more than",
+    # rcu_sched self-detected stall, rcu_preempt/rcu_tasks detected stalls.
+    r"rcu.*detected stall",
     r"unreferenced object",
     r"Kernel panic",
     r"general protection fault",
@@ -138,6 +151,8 @@ class Run:
         self.trace_name = None
         self.trace_lines = []
         self.traces = {}
+        self.reported = set()
+        self.lockdep = {}
 
     def report(self, name, ok, reason="", detail=()):
         if ok:
@@ -167,6 +182,9 @@ class Run:
             self.judge(name, status == "PASS", reason or verdict)
         elif word == "LOG":
             print(f"  {rest}", flush=True)
+        elif word == "LOCKDEP":
+            key, _, value = rest.partition(" ")
+            self.lockdep[key] = value
         elif line == "DONE":
             self.done = True
         elif line.strip():
@@ -174,6 +192,7 @@ class Run:
 
     def judge(self, name, guest_pass, reason):
         self.results += 1
+        self.reported.add(name)
         trace = self.traces.pop(name, None)
         golden = self.golden_dir / f"{name}.trace"
         if trace is None:
@@ -219,6 +238,105 @@ def check_cpus(run, lines, want):
         run.report("vcpus", True)
     else:
         run.report("vcpus", False, f"kernel brought up {up or 'no'} CPU(s), want {want}")
+
+
+# How `mei-wdt-tests --list` marks the scenarios `--suite all` does not run.
+BY_NAME = "(only by name)"
+
+
+def list_scenarios(guest_bin, driver):
+    """The scenarios of `guest_bin --list --driver DRIVER`: (name, by_name)
+    pairs, by_name for those that run only when named."""
+    cmd = [guest_bin, "--list", "--driver", driver]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise RuntimeError(f"{' '.join(cmd)}: {e}") from e
+    scenarios = []
+    for line in out.splitlines():
+        name, _, mark = line.partition(" ")
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or mark not in ("", BY_NAME):
+            raise RuntimeError(f"{' '.join(cmd)}: unexpected line {line!r}")
+        scenarios.append((name, mark == BY_NAME))
+    if not scenarios:
+        raise RuntimeError(f"{' '.join(cmd)}: no scenarios listed")
+    return scenarios
+
+
+class Inventory:
+    """What the guest program says should run: the scenarios this suite must
+    report, and every scenario either driver has (the owners of golden
+    files). `error` instead when the list could not be had."""
+
+    def __init__(self, args):
+        self.expected, self.known, self.error = [], set(), None
+        try:
+            lists = {d: list_scenarios(args.guest_bin, d) for d in CPUS}
+        except RuntimeError as e:
+            self.error = str(e)
+            return
+        self.known = {name for scenarios in lists.values() for name, _ in scenarios}
+        if args.suite == "all":
+            self.expected = [name for name, by_name in lists[args.driver] if not by_name]
+        else:
+            # As the guest does: each name given, once.
+            self.expected = list(dict.fromkeys(n for n in args.suite.split(",") if n))
+
+
+def check_completeness(run, inventory):
+    """Test `completeness`: every scenario the suite runs reported a RESULT."""
+    if inventory.error:
+        run.report("completeness", False, f"cannot list the scenarios: {inventory.error}")
+        return
+    missing = [name for name in inventory.expected if name not in run.reported]
+    if missing:
+        run.report(
+            "completeness",
+            False,
+            f"{len(missing)} of {len(inventory.expected)} scenario(s) reported no result: "
+            + ", ".join(missing),
+        )
+    else:
+        run.report("completeness", True)
+
+
+def check_golden_files(run, golden_dir, inventory):
+    """Test `golden-files`: each file in the golden directory is the trace
+    of a scenario (of either driver). A scenario without one is fine: some
+    emit no trace."""
+    if inventory.error:
+        run.report("golden-files", False, f"cannot list the scenarios: {inventory.error}")
+        return
+    files = sorted(p.name for p in golden_dir.iterdir()) if golden_dir.is_dir() else []
+    owned = {f"{name}.trace" for name in inventory.known}
+    orphans = [f for f in files if not f.startswith(".") and f not in owned]
+    if orphans:
+        run.report(
+            "golden-files",
+            False,
+            f"{len(orphans)} file(s) in {golden_dir} belong to no scenario: " + ", ".join(orphans),
+        )
+    else:
+        run.report("golden-files", True)
+
+
+def check_lockdep(run, flavor):
+    """Test `lockdep`: lockdep was still on when the guest finished (it
+    turns itself off after its first report or when its tables run out,
+    and checks nothing from then on). Only the debug kernel has it."""
+    value = run.lockdep.get("debug_locks")
+    if value is None:
+        if flavor == "debug":
+            why = "" if run.done else " (the guest did not reach DONE)"
+            run.report("lockdep", False, f"the debug kernel reported no LOCKDEP debug_locks{why}")
+        return
+    if not value.isdigit():
+        run.report("lockdep", False, f"bad LOCKDEP debug_locks value {value!r}")
+    elif int(value) == 0:
+        why = "lockdep turned itself off (debug_locks 0); see the kernel log and LOG lines"
+        run.report("lockdep", False, why)
+    else:
+        run.report("lockdep", True)
 
 
 def check_kernel_log(run, path, cpus):
@@ -316,6 +434,10 @@ def main():
     ap.add_argument("--kernel-flavor", required=True, choices=["release", "debug", "systemd"])
     ap.add_argument("--suite", required=True, help="all, a scenario, or a comma list")
     ap.add_argument("--golden-dir", required=True, help="directory of <scenario>.trace")
+    ap.add_argument(
+        "--guest-bin",
+        help="the guest test program (mei-wdt-tests) to ask for the scenarios (--list)",
+    )
     ap.add_argument("--record", action="store_true", help="write golden traces (C driver only)")
     ap.add_argument("--timeout", type=float, help="wall clock limit in seconds")
     ap.add_argument("-v", "--verbose", action="store_true", help="echo the kernel log")
@@ -326,7 +448,9 @@ def main():
         ap.error(f"bad suite name {args.suite!r}")
     if not args.initrd and not args.drive:
         ap.error("one of --initrd and --drive is required")
-    for f in (args.kernel, args.initrd, args.drive):
+    if args.guest_bin and args.drive:
+        ap.error("--guest-bin is for the initramfs VM (its /init runs the scenarios)")
+    for f in (args.kernel, args.initrd, args.drive, args.guest_bin):
         if f is not None and not os.path.isfile(f):
             ap.error(f"{f} not found")
     if not shutil.which("qemu-system-x86_64"):
@@ -338,6 +462,12 @@ def main():
     cmd = qemu_command(args, console, results)
     (run_dir / "cmdline").write_text(" ".join(cmd) + "\n")
     print(f"vm-run: {args.driver} driver, {args.kernel_flavor} kernel, suite {args.suite}", flush=True)
+
+    inventory = None
+    if args.guest_bin:
+        inventory = Inventory(args)
+    elif not args.drive:
+        print("vm-run: no --guest-bin: completeness and golden-files checks skipped", flush=True)
 
     run = Run(args)
     console_tail, results_tail = Tail(console), Tail(results)
@@ -383,6 +513,10 @@ def main():
         )
     if run.done and run.results == 0:
         run.report("guest", False, "the guest reached DONE without reporting any result")
+    if inventory is not None:
+        check_completeness(run, inventory)
+        check_golden_files(run, run.golden_dir, inventory)
+    check_lockdep(run, args.kernel_flavor)
     check_kernel_log(run, console, CPUS[args.driver])
     print(f"vm-run: {elapsed:.1f} s, logs in {run_dir}", flush=True)
     print(f"{run.passed} passed, {run.failed} failed", flush=True)

@@ -25,4 +25,5 @@ args=(--kernel "$kdir/arch/x86/boot/bzImage" --initrd "$run/initramfs.cpio"
 	--driver "$driver" --kernel-flavor "$flavor" --suite "$suite"
 	--golden-dir "$TOPDIR/qemu/golden")
 [ "$record" = record ] && args+=(--record)
+args+=(--guest-bin "$(cargo_target_dir guest)/x86_64-unknown-linux-gnu/release/mei-wdt-tests")
 exec python3 "$TOPDIR/scripts/vm-run.py" "${args[@]}"

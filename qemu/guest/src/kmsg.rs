@@ -16,6 +16,36 @@ const EPIPE: i32 = 32;
 /// space (`mei_wdt mei_stub.0-<guid>: ...`); module-level ones with a colon.
 const DRIVER_PREFIX: &str = "mei_wdt ";
 
+/// Prefixes of the driver stack under test: mei_wdt's (above); the MEI
+/// core's, which prints on the ME's parent, the stub's platform device
+/// (`mei_stub mei_stub.0: `, the stub's own lines start `mei_stub: `), on
+/// client devices without a driver (`mei mei_stub.0-<guid>: `) and on the
+/// class device (`mei mei0: `); the watchdog core's, `watchdog: ` and on
+/// its devices `watchdog watchdog0: `.
+const STACK_PREFIXES: &[&str] = &[
+    DRIVER_PREFIX,
+    "mei_wdt:",
+    "mei ",
+    "mei:",
+    "mei_stub",
+    "watchdog: ",
+    "watchdog watchdog",
+];
+
+/// Whether a kernel log line comes from mei_wdt, the MEI bus and core or the
+/// watchdog core, and not from elsewhere in the kernel (the emulator's
+/// "hrtimer: interrupt took ... ns" and the like, which come and go).
+fn from_stack(line: &str) -> bool {
+    STACK_PREFIXES.iter().any(|p| line.starts_with(p))
+        // The MEI client layer, named in messages (and call traces) of its own.
+        || line.contains(" mei_cl")
+        // "watchdog<N>: ", as some watchdog code prints a device without pr_fmt.
+        || line.strip_prefix("watchdog").is_some_and(|rest| {
+            let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            digits > 0 && rest[digits..].starts_with(": ")
+        })
+}
+
 /// One record: its sequence number and the message (without the
 /// `SUBSYSTEM=`/`DEVICE=` continuation lines).
 struct Record {
@@ -80,6 +110,17 @@ impl Mark {
             .iter()
             .filter_map(|m| m.strip_prefix(DRIVER_PREFIX))
             .map(|m| m.split_once(": ").map_or(m, |(_, text)| text).to_string())
+            .collect())
+    }
+
+    /// What the driver stack under test (mei_wdt, the MEI bus and core, the
+    /// watchdog core) printed since the mark, whole lines: for assertions on
+    /// the exact log, which other kernel lines would make flaky.
+    pub fn stack_lines(&self) -> Result<Vec<String>, String> {
+        Ok(self
+            .since()?
+            .into_iter()
+            .filter(|m| from_stack(m))
             .collect())
     }
 

@@ -3,10 +3,15 @@
 //! scripts/vm-run.py.
 //!
 //!     mei-wdt-tests --driver c|rust [--suite all|NAME[,NAME...]] [--stdout]
-//!     mei-wdt-tests --list
+//!     mei-wdt-tests --list [--driver c|rust]
 //!
 //! `all` runs every scenario but the extra ones (`demo`), which run only
 //! when named.
+//!
+//! `--list` prints one scenario per line, its name alone for those `all`
+//! runs, followed by ` (only by name)` for the extra ones; with `--driver`
+//! only those that run for that driver. scripts/vm-run.py reads it on the
+//! host to check that every scenario reported and every golden file has one.
 //!
 //! Exit status: 0 when every scenario passed, 1 when one failed, 2 on usage
 //! errors.
@@ -24,11 +29,11 @@ mod watchdog;
 
 use std::process::ExitCode;
 
-use framework::{run_scenario, Driver};
+use framework::{run_scenario, Driver, Scenario};
 use report::Reporter;
 
 const USAGE: &str = "usage: mei-wdt-tests --driver c|rust [--suite all|NAME[,NAME...]] [--stdout]
-       mei-wdt-tests --list";
+       mei-wdt-tests --list [--driver c|rust]";
 
 struct Options {
     driver: Driver,
@@ -59,6 +64,35 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     })
 }
 
+/// Marks the extra scenarios in `--list`.
+const BY_NAME: &str = " (only by name)";
+
+/// `--list [--driver c|rust]`: see the module documentation.
+fn list(args: &[String], all: &[Scenario], extra: &[Scenario]) -> ExitCode {
+    let driver = match args {
+        [] => None,
+        [flag, v] if flag == "--driver" => match Driver::parse(v) {
+            Some(d) => Some(d),
+            None => {
+                eprintln!("mei-wdt-tests: unknown driver {v:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!("mei-wdt-tests: --list takes only --driver\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runs = |s: &&Scenario| driver.is_none_or(|d| s.runs_on(d));
+    for s in all.iter().filter(runs) {
+        println!("{}", s.name);
+    }
+    for s in extra.iter().filter(runs) {
+        println!("{}{BY_NAME}", s.name);
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--child") {
@@ -67,13 +101,7 @@ fn main() -> ExitCode {
     let all = scenarios::all();
     let extra = scenarios::extra();
     if args.first().map(String::as_str) == Some("--list") {
-        for s in &all {
-            println!("{}", s.name);
-        }
-        for s in &extra {
-            println!("{} (only by name)", s.name);
-        }
-        return ExitCode::SUCCESS;
+        return list(&args[1..], &all, &extra);
     }
     let opts = match parse_args(&args) {
         Ok(o) => o,

@@ -1,6 +1,7 @@
 //! The result protocol read by scripts/vm-run.py, one record per line:
 //! `RESULT <name> PASS|FAIL <reason>`, `TRACE <name> BEGIN|END`, `LOG <text>`.
-//! (`DONE` is written by /init once the kmemleak scan is over.)
+//! (/init writes `LOCKDEP debug_locks <n>` on kernels with lockdep, then
+//! `DONE`, once the kmemleak scan is over.)
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
