@@ -34,7 +34,6 @@ use completion::{Completion, WaitResult};
 use core::fmt::Write;
 use core::pin::Pin;
 use device::{code, dev_err, dev_err_ratelimited, dev_warn, dev_warn_ratelimited, RateLimit};
-use kernel::alloc::KBox;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 use kernel::types::ARef;
@@ -100,11 +99,12 @@ struct Wdt {
     /// Every state change happens under this lock.
     #[pin]
     inner: Mutex<Inner>,
-    /// The registered watchdog device; this lock orders registration and
-    /// unregistration (as the C driver's `reg_lock`) and is never taken by
-    /// the watchdog operations, which run under the core's lock.
+    /// The registered watchdog device; this lock is held across each
+    /// registration and unregistration (as the C driver's `reg_lock`), so
+    /// one device goes before the next comes, and is never taken by the
+    /// watchdog operations, which run under the core's lock.
     #[pin]
-    registration: Mutex<Option<Pin<KBox<watchdog::Registration<Wdt>>>>>,
+    registration: Mutex<Option<watchdog::Registration<Wdt>>>,
     /// Completed by a ping's response.
     #[pin]
     response: Completion,
@@ -116,8 +116,14 @@ struct Wdt {
     /// frees the watchdog the rx callback has just registered).
     #[pin]
     send_lock: Mutex<()>,
+    /// Unregisters when the firmware says NOT_REQUIRED while running: the
+    /// watchdog core's lock is held by the waiting ping then.
+    #[pin]
+    unregister_work: work::Work<Wdt>,
     log_limit: RateLimit,
 }
+
+work::impl_work_handler!(Wdt, unregister_work, run_unregister);
 
 impl Wdt {
     fn dev(&self) -> &device::Device {
@@ -154,10 +160,10 @@ impl Wdt {
 
     /// Registers the watchdog device unless it is, or the device is going
     /// away (C `mei_wdt_register`).
-    fn register(this: &Arc<Wdt>) {
+    fn register(this: &Arc<Wdt>) -> Result {
         let mut reg = this.registration.lock();
         if reg.is_some() || this.inner.lock().removing {
-            return;
+            return Ok(());
         }
         let info = watchdog::Info {
             identity: IDENTITY,
@@ -169,24 +175,46 @@ impl Wdt {
             min_timeout: proto::MIN_TIMEOUT.into(),
             max_timeout: proto::MAX_TIMEOUT.into(),
         };
-        match watchdog::Registration::new(this.dev(), &info, this.clone(), &THIS_MODULE) {
-            Ok(r) => *reg = Some(r),
-            Err(e) => dev_err!(
-                this.dev(),
-                "unable to register watchdog device: {}\n",
-                e.to_errno()
-            ),
-        }
-        // As in C, IDLE whether or not the registration worked.
+        let res = watchdog::Registration::new(this.dev(), &info, this.clone(), &THIS_MODULE)
+            .map(|r| *reg = Some(r))
+            .inspect_err(|e| {
+                dev_err!(
+                    this.dev(),
+                    "unable to register watchdog device: {}\n",
+                    e.to_errno()
+                )
+            });
         this.inner.lock().machine.registered();
+        res
     }
 
-    /// Unregisters the watchdog device, if registered. Must not run under
-    /// the watchdog core's lock (from an operation).
-    fn unregister(&self) {
-        let reg = self.registration.lock().take();
-        drop(reg);
+    /// Unregisters the watchdog device, if registered; `if_due`: only if
+    /// no notification asked for it again since NOT_REQUIRED. Must not run
+    /// under the watchdog core's lock (from an operation).
+    fn unregister(&self, if_due: bool) {
+        let mut reg = self.registration.lock();
+        if if_due && !self.inner.lock().machine.unregister_due() {
+            return;
+        }
+        // Dropped (unregistered) under the lock: a registration waits
+        // until this device and its id are gone.
+        drop(reg.take());
         self.inner.lock().machine.unregistered();
+    }
+
+    fn run_unregister(&self) {
+        self.unregister(true);
+    }
+
+    /// Stops everything for good: no registration any more, a waiting ping
+    /// freed, the unregister work cancelled, the device unregistered. For
+    /// remove and a failed probe (whose ping may have been answered).
+    fn shut_down(this: &Arc<Wdt>) {
+        this.inner.lock().removing = true;
+        // Free a ping waiting on a firmware that will not answer now.
+        this.response.complete();
+        work::cancel_sync(this);
+        this.unregister(false);
     }
 
     fn show_state(&self, w: &mut dyn Write) -> core::fmt::Result {
@@ -209,7 +237,7 @@ impl Wdt {
 
 #[vtable]
 impl watchdog::Operations for Wdt {
-    fn start(&self, wdd: &watchdog::Device) -> Result {
+    fn start(&self, wdd: &watchdog::Device<watchdog::Locked>) -> Result {
         let mut inner = self.inner.lock();
         inner.machine.op_start();
         wdd.set_timeout(inner.timeout.into());
@@ -225,7 +253,7 @@ impl watchdog::Operations for Wdt {
         res
     }
 
-    fn ping(&self, _wdd: &watchdog::Device) -> Result {
+    fn ping(&self, _wdd: &watchdog::Device<watchdog::Locked>) -> Result {
         let (wait, timeout) = {
             let mut inner = self.inner.lock();
             if inner.removing {
@@ -236,7 +264,7 @@ impl watchdog::Operations for Wdt {
                 PingAction::Send { wait } => {
                     if wait {
                         inner.response_error = None;
-                        self.response.reinit();
+                        self.response.reset();
                     }
                     (wait, inner.timeout)
                 }
@@ -268,7 +296,7 @@ impl watchdog::Operations for Wdt {
         }
     }
 
-    fn set_timeout(&self, wdd: &watchdog::Device, timeout: u32) -> Result {
+    fn set_timeout(&self, wdd: &watchdog::Device<watchdog::Locked>, timeout: u32) -> Result {
         // The core checked the range already; the wire field is 16 bits.
         let t = proto::wire_timeout(timeout).ok_or(EINVAL)?;
         self.inner.lock().timeout = t;
@@ -277,24 +305,11 @@ impl watchdog::Operations for Wdt {
     }
 }
 
-/// Per client device: the watchdog, its deferred unregistration and its
-/// debugfs files.
+/// Per client device: the watchdog and its debugfs files.
 #[pin_data]
 struct MeiWdt {
     wdt: Arc<Wdt>,
-    /// Unregisters when the firmware says NOT_REQUIRED while running: the
-    /// watchdog core's lock is held by the waiting ping then.
-    #[pin]
-    unregister_work: work::Work<MeiWdt>,
     _debugfs: debugfs::Files<Wdt>,
-}
-
-work::impl_work_handler!(MeiWdt, unregister_work, run_unregister);
-
-impl MeiWdt {
-    fn run_unregister(&self) {
-        self.wdt.unregister();
-    }
 }
 
 impl mei_cl::Driver for MeiWdt {
@@ -317,6 +332,7 @@ impl mei_cl::Driver for MeiWdt {
                 registration <- new_mutex!(None),
                 response <- Completion::new(),
                 send_lock <- new_mutex!(()),
+                unregister_work <- work::Work::new(),
                 log_limit: RateLimit::new(),
             }),
             GFP_KERNEL,
@@ -330,81 +346,33 @@ impl mei_cl::Driver for MeiWdt {
                     (c_str!("state"), Wdt::show_state),
                     (c_str!("activation"), Wdt::show_activation),
                 ],
-                &THIS_MODULE,
             )
         });
         try_pin_init!(MeiWdt {
             wdt: wdt?,
-            unregister_work <- work::Work::new(),
             _debugfs: files?,
         }? Error)
     }
 
-    fn start(self: Pin<&Self>, dev: &mei_cl::Device) -> Result {
-        let wdt = &self.wdt;
+    fn start(
+        self: Pin<&Self>,
+        dev: &mei_cl::Device,
+        callbacks: mei_cl::Callbacks<'_, Self>,
+    ) -> Result {
         dev.enable().inspect_err(|e| {
             dev_err!(dev.dev(), "Could not enable cl device: {}\n", e.to_errno())
         })?;
-        let res = (|| {
-            dev.register_rx::<Self>().inspect_err(|e| {
-                dev_err!(dev.dev(), "Could not reg rx event: {}\n", e.to_errno())
-            })?;
-            // Notification is optional.
-            match dev.register_notify::<Self>() {
-                Err(e) if e != code::eopnotsupp() => {
-                    dev_err!(dev.dev(), "Could not reg notif event: {}\n", e.to_errno());
-                    return Err(e);
-                }
-                _ => {}
-            }
-            let action = {
-                let mut inner = wdt.inner.lock();
-                let action = inner.machine.probe();
-                if action == ProbeAction::Ping {
-                    inner.response_error = None;
-                    wdt.response.reinit();
-                }
-                action
-            };
-            match action {
-                ProbeAction::Register => Wdt::register(wdt),
-                ProbeAction::Ping => {
-                    // EFAULT: the MEI core saw the client's write state
-                    // change while the send waited for its completion. The
-                    // message may well have gone out (seen on SMP, with the
-                    // firmware's answer arriving), so the answer decides.
-                    let sent = wdt.send(&proto::encode_start(proto::DEFAULT_TIMEOUT));
-                    let bound = bound_ms();
-                    let wait = match sent {
-                        Err(e) if e != EFAULT => Err(e),
-                        _ => Ok(wdt.response.wait_killable_timeout(bound)),
-                    };
-                    match (wait, sent) {
-                        (Ok(WaitResult::Completed), _) => {}
-                        (Ok(wait), Ok(())) => self.probe_unanswered(wait, bound),
-                        (Err(e), _) | (Ok(_), Err(e)) => {
-                            dev_err!(dev.dev(), "probe ping send failed: {}\n", e.to_errno());
-                            return Err(e);
-                        }
-                    }
-                }
-            }
-            Ok(())
-        })();
+        let res = self.start_enabled(dev, &callbacks);
         if res.is_err() {
-            let _ = dev.disable();
+            // The probe ping may have gone out although its send failed
+            // (EINTR, EIO), and its answer registered the watchdog.
+            Wdt::shut_down(&self.wdt);
         }
         res
     }
 
-    fn remove(self: Pin<&Self>, dev: &mei_cl::Device) {
-        let wdt = &self.wdt;
-        wdt.inner.lock().removing = true;
-        // Free a ping waiting on a firmware that will not answer now.
-        wdt.response.complete();
-        self.unregister_work.cancel_sync();
-        wdt.unregister();
-        let _ = dev.disable();
+    fn remove(self: Pin<&Self>, _dev: &mei_cl::Device) {
+        Wdt::shut_down(&self.wdt);
     }
 
     fn rx(self: Pin<&Self>, dev: &mei_cl::Device) {
@@ -458,13 +426,26 @@ impl mei_cl::Driver for MeiWdt {
             let state = inner.machine.state();
             (inner.machine.response(&response), state)
         };
+        if action == RxAction::Ignore {
+            return;
+        }
+        // Every other action: the ping or the probe waits for this. Before
+        // the stop-request below, which may take up to its bound: the
+        // probe's wait must not run out on it.
+        wdt.response.complete();
         match action {
-            RxAction::Ignore => return,
-            RxAction::Complete => {}
-            RxAction::UnregisterLater => self.unregister_work.queue(),
+            RxAction::Ignore | RxAction::Complete => {}
+            RxAction::UnregisterLater => {
+                // Under the lock that remove sets `removing` with, before
+                // it cancels the work: nothing is queued after that.
+                if !wdt.inner.lock().removing {
+                    work::queue(wdt);
+                }
+            }
             RxAction::StopAndRegister => {
                 let _ = wdt.send_stop();
-                Wdt::register(wdt);
+                // Logged; the probe (or a later notification) copes.
+                let _ = Wdt::register(wdt);
             }
             RxAction::WrongState => {
                 dev_warn!(
@@ -475,39 +456,119 @@ impl mei_cl::Driver for MeiWdt {
                 );
             }
         }
-        // Every action but Ignore: the ping or the probe waits for this.
-        wdt.response.complete();
     }
 
     fn notify(self: Pin<&Self>, _dev: &mei_cl::Device) {
         let action = self.wdt.inner.lock().machine.notification();
         if action == NotifAction::Register {
-            Wdt::register(&self.wdt);
+            let _ = Wdt::register(&self.wdt);
         }
     }
 }
 
+/// Why the probe ping did not lead to a registration.
+enum Unanswered {
+    /// No answer within the bound, ms.
+    Silent(u32),
+    /// modprobe (or the bind writer) was killed while waiting, at most ms.
+    Killed(u32),
+    /// The answer was malformed (logged by rx).
+    Malformed,
+}
+
 impl MeiWdt {
-    /// The probe ping got no answer within `bound` ms: say so instead of
-    /// leaving the device silently absent; a late answer or a notification
-    /// registers it.
-    fn probe_unanswered(&self, wait: WaitResult, bound: u32) {
-        let why = match wait {
-            WaitResult::Killed => "killed while waiting for the probe ping's response, at most",
-            _ => "no response to the probe ping in",
+    /// Connects, registers the callbacks and probes the firmware (C
+    /// `mei_wdt_probe` after `mei_cldev_enable`).
+    fn start_enabled(
+        &self,
+        dev: &mei_cl::Device,
+        callbacks: &mei_cl::Callbacks<'_, Self>,
+    ) -> Result {
+        let wdt = &self.wdt;
+        callbacks
+            .register_rx()
+            .inspect_err(|e| dev_err!(dev.dev(), "Could not reg rx event: {}\n", e.to_errno()))?;
+        // Notification is optional.
+        match callbacks.register_notify() {
+            Err(e) if e != code::eopnotsupp() => {
+                dev_err!(dev.dev(), "Could not reg notif event: {}\n", e.to_errno());
+                return Err(e);
+            }
+            _ => {}
+        }
+        let action = {
+            let mut inner = wdt.inner.lock();
+            let action = inner.machine.probe();
+            if action == ProbeAction::Ping {
+                inner.response_error = None;
+                wdt.response.reset();
+            }
+            action
         };
+        if action == ProbeAction::Register {
+            // As C: a v1 device that cannot be registered fails the probe.
+            return Wdt::register(wdt);
+        }
+        // EFAULT: the MEI core saw the client's write state change while
+        // the send waited for its completion; ETIME: the completion came
+        // late. The message may well have gone out (seen on SMP, with the
+        // firmware's answer arriving), so the answer decides.
+        let sent = wdt.send(&proto::encode_start(proto::DEFAULT_TIMEOUT));
+        let bound = bound_ms();
+        let wait = match sent {
+            Err(e) if e != EFAULT && e != code::etime() => Err(e),
+            _ => Ok(wdt.response.wait_killable_timeout(bound)),
+        };
+        match (wait, sent) {
+            (Ok(WaitResult::Completed), _) => {
+                if wdt.inner.lock().response_error.take().is_some() {
+                    self.probe_unanswered(Unanswered::Malformed);
+                }
+            }
+            (Ok(WaitResult::Killed), Ok(())) => self.probe_unanswered(Unanswered::Killed(bound)),
+            (Ok(WaitResult::TimedOut), Ok(())) => self.probe_unanswered(Unanswered::Silent(bound)),
+            (Err(e), _) | (Ok(_), Err(e)) => {
+                dev_err!(dev.dev(), "probe ping send failed: {}\n", e.to_errno());
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The probe ping got no (valid) answer: say so instead of leaving the
+    /// device silently absent; a late answer or a notification registers
+    /// it.
+    fn probe_unanswered(&self, why: Unanswered) {
         self.wdt.inner.lock().machine.probe_timed_out();
-        dev_err!(
-            self.wdt.dev(),
-            "{} {} ms: watchdog not registered until the firmware answers, the ME notifies or the device is rebound\n",
-            why,
-            bound
-        );
+        const UNTIL: &str = "watchdog not registered until the firmware answers, the ME notifies or the device is rebound";
+        match why {
+            Unanswered::Silent(ms) => {
+                dev_err!(
+                    self.wdt.dev(),
+                    "no response to the probe ping in {} ms: {}\n",
+                    ms,
+                    UNTIL
+                )
+            }
+            Unanswered::Killed(ms) => dev_err!(
+                self.wdt.dev(),
+                "killed while waiting for the probe ping's response, at most {} ms: {}\n",
+                ms,
+                UNTIL
+            ),
+            Unanswered::Malformed => {
+                dev_err!(
+                    self.wdt.dev(),
+                    "malformed response to the probe ping: {}\n",
+                    UNTIL
+                )
+            }
+        }
     }
 }
 
 struct MeiWdtModule {
-    driver: Option<Pin<KBox<mei_cl::Registration<MeiWdt>>>>,
+    driver: Option<mei_cl::Registration<MeiWdt>>,
 }
 
 impl kernel::Module for MeiWdtModule {

@@ -197,8 +197,8 @@ pub enum ProbeAction {
     /// Protocol v2: send a start request and do not wait; the response
     /// (handled by [`Machine::response`]) decides whether to register.
     Ping,
-    /// Protocol v1 (no responses): register the watchdog device now, then
-    /// call [`Machine::registered`].
+    /// Protocol v1 (no responses): register the watchdog device now (the
+    /// state is IDLE already), then call [`Machine::registered`].
     Register,
 }
 
@@ -227,7 +227,7 @@ pub enum PingAction {
 }
 
 /// What the receive callback must do with a decoded [`Response`]. Every
-/// action but [`RxAction::Ignore`] ends with completing the response, which
+/// action but [`RxAction::Ignore`] completes the response first, which
 /// the pinging thread or the probe waits for.
 #[must_use]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,7 +240,7 @@ pub enum RxAction {
     /// waits on the watchdog core lock held by the pinging thread).
     UnregisterLater,
     /// Send a stop request (result ignored, as in C), register the watchdog
-    /// device and call [`Machine::registered`].
+    /// device (the state is IDLE already) and call [`Machine::registered`].
     StopAndRegister,
     /// Unexpected response for the current state: warn with
     /// [`Machine::state`].
@@ -251,8 +251,8 @@ pub enum RxAction {
 #[must_use]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NotifAction {
-    /// Firmware wants the watchdog again: register it, then call
-    /// [`Machine::registered`] if registration was attempted.
+    /// Firmware wants the watchdog again: register it unless it still is
+    /// (the state is IDLE already), then call [`Machine::registered`].
     Register,
     /// Nothing to do.
     Ignore,
@@ -290,21 +290,23 @@ impl Machine {
         self.resp_required
     }
 
-    /// Probe decision; the state stays [`State::Probe`] either way.
+    /// Probe decision: v2 stays in [`State::Probe`] for the ping's answer,
+    /// v1 registers at once.
     pub fn probe(&mut self) -> ProbeAction {
         if self.resp_required {
             ProbeAction::Ping
         } else {
+            self.state = State::Idle;
             ProbeAction::Register
         }
     }
 
-    /// A registration was attempted. C sets IDLE even when
-    /// `watchdog_register_device()` failed, but leaves the state alone when
-    /// the device was already registered: do not call this then.
-    pub fn registered(&mut self) {
-        self.state = State::Idle;
-    }
+    /// A registration returned, whether or not it worked. The state went
+    /// IDLE when the registration was decided, before the device became
+    /// visible: an open and a ping that land while it is being registered
+    /// are kept. (C sets IDLE here, after `watchdog_register_device()`,
+    /// and forgets them.)
+    pub fn registered(&mut self) {}
 
     /// Watchdog `start` op: nothing is sent, the first ping starts the timer.
     pub fn op_start(&mut self) {
@@ -365,15 +367,18 @@ impl Machine {
                 self.state = State::NotRequired;
                 RxAction::Complete
             }
-            State::Probe => RxAction::StopAndRegister,
+            State::Probe => {
+                self.state = State::Idle;
+                RxAction::StopAndRegister
+            }
             _ => RxAction::WrongState,
         }
     }
 
-    /// The probe ping got no answer within the bound.
+    /// The probe ping got no answer within the bound, or a malformed one.
     ///
     /// Not in C, which waits for ever and ignores later notifications while
-    /// in PROBE: the Rust driver treats a silent firmware like one that said
+    /// in PROBE: the Rust driver treats such a firmware like one that said
     /// NOT_REQUIRED, so that the ME's notification registers the device.
     /// A late answer is still taken as the probe's, so a slow firmware gets
     /// its watchdog registered too.
@@ -384,13 +389,24 @@ impl Machine {
         }
     }
     /// Firmware event notification; only meaningful after NOT_REQUIRED.
+    /// IDLE at once, so that an unregistration still pending from the
+    /// NOT_REQUIRED answer is called off ([`Machine::unregister_due`]).
     pub fn notification(&mut self) -> NotifAction {
         if self.state == State::NotRequired {
             self.late_probe_answer = false;
+            self.state = State::Idle;
             NotifAction::Register
         } else {
             NotifAction::Ignore
         }
+    }
+
+    /// Whether the unregistration that [`RxAction::UnregisterLater`] asked
+    /// for is still wanted when its work runs: not if a notification came
+    /// in between (C unregisters anyway, and the device the firmware asked
+    /// for again is gone until the next notification).
+    pub fn unregister_due(&self) -> bool {
+        self.state == State::NotRequired
     }
 
     /// The unregister work ran. C leaves the state as is (NOT_REQUIRED), so

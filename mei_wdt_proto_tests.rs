@@ -32,7 +32,9 @@ fn machine_in(version: u8, target: State) -> Machine {
     if target == State::Probe {
         return m;
     }
-    let _ = m.probe();
+    if m.probe() == ProbeAction::Ping {
+        assert_eq!(m.response(&OK), RxAction::StopAndRegister);
+    }
     m.registered();
     if target == State::Idle {
         return m;
@@ -296,9 +298,10 @@ fn new_machine() {
 #[test]
 fn probe_in_every_state() {
     for s in ALL_STATES {
+        // v1 registers at once: IDLE before the device is visible.
         let mut m = machine_in(1, s);
         assert_eq!(m.probe(), ProbeAction::Register);
-        assert_eq!(m.state(), s);
+        assert_eq!(m.state(), State::Idle);
         let mut m = machine_in(2, s);
         assert_eq!(m.probe(), ProbeAction::Ping);
         assert_eq!(m.state(), s);
@@ -311,7 +314,7 @@ fn registered_in_every_state() {
         for s in ALL_STATES {
             let mut m = machine_in(v, s);
             m.registered();
-            assert_eq!(m.state(), State::Idle, "from {s}");
+            assert_eq!(m.state(), s, "from {s}");
         }
     }
 }
@@ -402,7 +405,7 @@ fn response_start_in_every_state() {
     const UNREG: RxAction = RxAction::UnregisterLater;
     // (state, not_required, expected action, next state)
     let table = [
-        (Probe, false, RxAction::StopAndRegister, Probe),
+        (Probe, false, RxAction::StopAndRegister, Idle),
         (Probe, true, RxAction::Complete, NotRequired),
         (Idle, false, WRONG, Idle),
         (Idle, true, WRONG, Idle),
@@ -437,13 +440,14 @@ fn notification_in_every_state() {
     for v in [1, 2] {
         for s in ALL_STATES {
             let mut m = machine_in(v, s);
-            let want = if s == State::NotRequired {
-                NotifAction::Register
+            let (want, next) = if s == State::NotRequired {
+                (NotifAction::Register, State::Idle)
             } else {
-                NotifAction::Ignore
+                (NotifAction::Ignore, s)
             };
             assert_eq!(m.notification(), want, "in {s}");
-            assert_eq!(m.state(), s);
+            assert_eq!(m.state(), next);
+            assert_eq!(m.unregister_due(), next == State::NotRequired);
         }
     }
 }
@@ -470,8 +474,9 @@ fn flow_v2() {
     assert_eq!(m.state(), State::Probe);
     // Stray empty message during probe changes nothing.
     assert_eq!(m.response(&Response::Empty), RxAction::Ignore);
+    // IDLE before the device is registered (and visible).
     assert_eq!(m.response(&OK), RxAction::StopAndRegister);
-    assert_eq!(m.state(), State::Probe);
+    assert_eq!(m.state(), State::Idle);
     m.registered();
     assert_eq!(m.state(), State::Idle);
 
@@ -500,11 +505,13 @@ fn flow_v2() {
     // The core may still ping/stop before the work unregisters us.
     assert_eq!(m.op_ping(), PingAction::Nothing);
     assert_eq!(m.op_stop(), StopAction::Nothing);
+    assert!(m.unregister_due());
     m.unregistered();
     assert_eq!(m.state(), State::NotRequired);
 
     // Firmware wants the watchdog again.
     assert_eq!(m.notification(), NotifAction::Register);
+    assert_eq!(m.state(), State::Idle);
     m.registered();
     assert_eq!(m.state(), State::Idle);
     assert_eq!(m.notification(), NotifAction::Ignore);
@@ -639,4 +646,16 @@ fn ops_during_registration_are_kept() {
         assert_eq!(m.state(), State::Running, "v{v}");
         assert_eq!(m.op_stop(), StopAction::SendStop, "v{v}");
     }
+}
+
+/// A notification right after a NOT_REQUIRED answer, before the unregister
+/// work ran: the work must leave the device registered (C unregisters it,
+/// and the firmware's request is lost until its next notification).
+#[test]
+fn notification_before_the_unregister_work_keeps_the_device() {
+    let mut m = machine_in(2, State::Running);
+    assert_eq!(m.response(&NOT_REQ), RxAction::UnregisterLater);
+    assert_eq!(m.notification(), NotifAction::Register);
+    assert!(!m.unregister_due());
+    assert_eq!(m.state(), State::Idle);
 }

@@ -50,14 +50,14 @@ impl Completion {
         })
     }
 
-    /// Marks the completion not done (C `reinit_completion`).
-    ///
-    /// Callers serialize this against `complete` with their own lock, as
-    /// C users must.
-    pub(crate) fn reinit(&self) {
-        // SAFETY: the completion is initialised; `done` is written under
-        // the caller's lock, like C's `reinit_completion`.
-        unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!((*self.inner.get()).done), 0) };
+    /// Forgets completions nobody waited for. Call it before sending the
+    /// request whose answer is then waited for: a `complete` racing it
+    /// answers an earlier request. Each is taken under the completion's
+    /// own lock (C's `reinit_completion` writes `done` without it, so its
+    /// callers must exclude `complete`, and a wakeup can be lost).
+    pub(crate) fn reset(&self) {
+        // SAFETY: the completion is initialised and pinned.
+        while unsafe { bindings::try_wait_for_completion(self.inner.get()) } {}
     }
 
     /// Wakes the waiter.

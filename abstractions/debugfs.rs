@@ -3,15 +3,19 @@
 //! Debugfs text files: read as a snapshot, written a line at a time.
 //!
 //! A file's text is formatted when it is opened, so reads at any offset see
-//! one snapshot. Directories and files are removed on drop; removal waits
-//! for running file operations, so the data behind a file may be freed
-//! once its [`Dir`] is gone.
+//! one snapshot. Every file shares one static `file_operations` in module
+//! memory: debugfs still calls its `release` (and drops its module
+//! reference) when a descriptor opened before the file's removal is
+//! closed, so the operations must outlive every device. What a file shows
+//! is reached through its inode (a [`File`]) only while debugfs guarantees
+//! the file exists. Directories and files are removed on drop; removal
+//! waits for running file operations, so the data behind a file may be
+//! freed once its [`Dir`] is gone.
 
 use crate::bindings;
 use core::fmt::{self, Write};
-use core::marker::PhantomData;
-use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::ptr::{addr_of_mut, null_mut};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use kernel::ffi::{c_char, c_int};
 use kernel::prelude::*;
@@ -37,41 +41,114 @@ impl Write for Snapshot {
     }
 }
 
-/// The data and operations a file was created with (`create_file`).
+/// The type-erased calls of a [`File`], its first field, so that the one
+/// set of file operations can serve files of any data type.
+struct Calls {
+    show: Option<unsafe fn(*const Calls, &mut dyn Write) -> fmt::Result>,
+    store: Option<unsafe fn(*const Calls, &str) -> Result>,
+}
+
+/// What one file shows of a `T` and takes for it: the file's inode points
+/// here.
 ///
+/// # Invariants
+///
+/// `data` is valid whenever a file made with this entry exists (the
+/// contract of [`Dir::file`] and [`Root::file`]).
+#[repr(C)]
+pub(crate) struct File<T: Sync> {
+    /// First: the callbacks find the rest from it.
+    calls: Calls,
+    data: *const T,
+    show: Option<ShowFn<T>>,
+    store: Option<StoreFn<T>>,
+}
+
+// SAFETY: a `File` only hands out `&T` (`T: Sync`) and function pointers.
+unsafe impl<T: Sync> Send for File<T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for File<T> {}
+
 /// # Safety
 ///
-/// `inode` and `file` must be valid and belong to a file made by
-/// `create_file` for a `T` and `FileOps<T>` that are still alive.
-unsafe fn file_data<'a, T: Sync>(
-    inode: *mut bindings::inode,
-    file: *mut bindings::file,
-) -> (&'a T, &'a FileOps<T>) {
-    // SAFETY: the inode's private data is the `T` given to `create_file`,
-    // alive until the file is removed; the file's real fops are the first
-    // field of the `FileOps<T>` it was created with.
-    unsafe {
-        (
-            &*(*inode).i_private.cast::<T>(),
-            &*bindings::debugfs_real_fops(file).cast::<FileOps<T>>(),
-        )
+/// `calls` must be the first field of a live `File<T>` with a `show`,
+/// whose data is valid.
+unsafe fn show_calls<T: Sync>(calls: *const Calls, w: &mut dyn Write) -> fmt::Result {
+    // SAFETY: the caller's promise; `File` is `repr(C)` with `calls` first.
+    let file = unsafe { &*calls.cast::<File<T>>() };
+    match file.show {
+        // SAFETY: the data is valid while the file exists (type invariant).
+        Some(show) => show(unsafe { &*file.data }, w),
+        None => Err(fmt::Error),
     }
 }
 
 /// # Safety
 ///
-/// Called by the VFS on a file made by `create_file`, whose data and operations are alive.
-unsafe extern "C" fn open_callback<T: Sync>(
+/// `calls` must be the first field of a live `File<T>` with a `store`,
+/// whose data is valid.
+unsafe fn store_calls<T: Sync>(calls: *const Calls, text: &str) -> Result {
+    // SAFETY: as in `show_calls`.
+    let file = unsafe { &*calls.cast::<File<T>>() };
+    match file.store {
+        // SAFETY: as in `show_calls`.
+        Some(store) => store(unsafe { &*file.data }, text),
+        None => Err(EINVAL),
+    }
+}
+
+impl<T: Sync> File<T> {
+    /// A file showing `data` with `show` and, if given, taking writes with
+    /// `store`. Files without a `show` are write-only.
+    pub(crate) fn new(data: *const T, show: Option<ShowFn<T>>, store: Option<StoreFn<T>>) -> Self {
+        File {
+            calls: Calls {
+                show: show.is_some().then_some(show_calls::<T> as _),
+                store: store.is_some().then_some(store_calls::<T> as _),
+            },
+            data,
+            show,
+            store,
+        }
+    }
+
+    /// The file mode for what the file allows.
+    fn mode(&self) -> u16 {
+        (if self.show.is_some() { 0o400 } else { 0 })
+            | (if self.store.is_some() { 0o200 } else { 0 })
+    }
+}
+
+/// The `Calls` of an open file's [`File`].
+///
+/// # Safety
+///
+/// `inode` must be the inode of a file made by `create_file`, and debugfs
+/// must keep that file from being removed for the duration of `'a` (it
+/// does, around `open` and `write`).
+unsafe fn calls_of<'a>(inode: *mut bindings::inode) -> &'a Calls {
+    // SAFETY: the inode's private data is the `File` given to
+    // `create_file`, alive while the file exists (caller's promise).
+    unsafe { &*(*inode).i_private.cast::<Calls>() }
+}
+
+/// # Safety
+///
+/// Called by debugfs' proxy for a file made by `create_file`, which it
+/// keeps from removal during the call.
+unsafe extern "C" fn open_callback(
     inode: *mut bindings::inode,
     file: *mut bindings::file,
 ) -> c_int {
-    // SAFETY: the VFS passes the file's valid inode.
-    let (data, ops) = unsafe { file_data::<T>(inode, file) };
-    let mut snap = Snapshot(KVec::new());
-    let Some(show) = ops.show else {
-        return EINVAL.to_errno();
+    // SAFETY: per the function's contract.
+    let calls = unsafe { calls_of(inode) };
+    let Some(show) = calls.show else {
+        // Write-only: nothing to snapshot.
+        return 0;
     };
-    if show(data, &mut snap).is_err() {
+    let mut snap = Snapshot(KVec::new());
+    // SAFETY: `calls` belongs to a live `File` with a `show`.
+    if unsafe { show(calls, &mut snap) }.is_err() {
         return ENOMEM.to_errno();
     }
     match KBox::new(snap, GFP_KERNEL) {
@@ -87,15 +164,18 @@ unsafe extern "C" fn open_callback<T: Sync>(
 
 /// # Safety
 ///
-/// Called by the VFS on a file made by `create_file`, whose data and operations are alive.
+/// Called by the VFS on a file opened through `open_callback`.
 unsafe extern "C" fn read_callback(
     file: *mut bindings::file,
     buf: *mut c_char,
     len: usize,
     pos: *mut bindings::loff_t,
 ) -> isize {
-    // SAFETY: `private_data` is the snapshot set at open.
-    let snap = unsafe { &*(*file).private_data.cast::<Snapshot>() };
+    // SAFETY: `private_data` is the snapshot set at open, or null for a
+    // write-only file.
+    let Some(snap) = (unsafe { (*file).private_data.cast::<Snapshot>().as_ref() }) else {
+        return EINVAL.to_errno() as isize;
+    };
     // SAFETY: `buf`, `len` and `pos` come from the VFS; the source is the
     // snapshot's buffer.
     unsafe {
@@ -111,30 +191,35 @@ unsafe extern "C" fn read_callback(
 
 /// # Safety
 ///
-/// Called by the VFS on a file made by `create_file`, whose data and operations are alive.
+/// Called by the VFS on a file opened through `open_callback`, possibly
+/// after the file was removed: it touches only the file's own snapshot.
 unsafe extern "C" fn release_callback(
     _inode: *mut bindings::inode,
     file: *mut bindings::file,
 ) -> c_int {
-    // SAFETY: `private_data` came from `KBox::into_raw` at open.
-    drop(unsafe { KBox::from_raw((*file).private_data.cast::<Snapshot>()) });
+    // SAFETY: `private_data` is null or came from `KBox::into_raw` at open.
+    let snap = unsafe { (*file).private_data.cast::<Snapshot>() };
+    if !snap.is_null() {
+        // SAFETY: as above; nothing else uses it after release.
+        drop(unsafe { KBox::from_raw(snap) });
+    }
     0
 }
 
 /// # Safety
 ///
-/// Called by the VFS on a file made by `create_file`, whose data and
-/// operations are alive.
-unsafe extern "C" fn write_callback<T: Sync>(
+/// Called by debugfs' proxy for a file made by `create_file`, which it
+/// keeps from removal during the call.
+unsafe extern "C" fn write_callback(
     file: *mut bindings::file,
     buf: *const c_char,
     len: usize,
     _pos: *mut bindings::loff_t,
 ) -> isize {
-    // SAFETY: an open file has a valid inode.
-    let (data, ops) = unsafe { file_data::<T>((*file).f_inode, file) };
+    // SAFETY: an open file has a valid inode; per the function's contract.
+    let calls = unsafe { calls_of((*file).f_inode) };
     let res = (|| -> Result {
-        let store = ops.store.ok_or(EINVAL)?;
+        let store = calls.store.ok_or(EINVAL)?;
         if len > MAX_STORE {
             return Err(EINVAL);
         }
@@ -143,7 +228,8 @@ unsafe extern "C" fn write_callback<T: Sync>(
             .reader()
             .read_slice(&mut text[..len])?;
         let text = core::str::from_utf8(&text[..len]).map_err(|_| EINVAL)?;
-        store(data, text.trim())
+        // SAFETY: `calls` belongs to a live `File` with a `store`.
+        unsafe { store(calls, text.trim()) }
     })();
     match res {
         Ok(()) => len as isize,
@@ -151,179 +237,208 @@ unsafe extern "C" fn write_callback<T: Sync>(
     }
 }
 
-/// File operations for files showing a `T` with `show` and, if writable,
-/// taking writes with `store`.
-#[repr(C)]
-pub(crate) struct FileOps<T: Sync> {
-    /// First: the callbacks find the `FileOps` from the real fops.
-    fops: bindings::file_operations,
-    show: Option<ShowFn<T>>,
-    store: Option<StoreFn<T>>,
-    _p: PhantomData<T>,
-}
+/// The one `file_operations` of every file: static, in this module's
+/// memory, which debugfs pins (`owner`) while a descriptor is open.
+struct FileOperations(bindings::file_operations);
 
-// SAFETY: immutable after construction; only read by the VFS.
-unsafe impl<T: Sync> Send for FileOps<T> {}
-// SAFETY: as above.
-unsafe impl<T: Sync> Sync for FileOps<T> {}
+// SAFETY: immutable; only read by the VFS.
+unsafe impl Sync for FileOperations {}
 
-impl<T: Sync> FileOps<T> {
-    /// Read-only text file operations, owned by `module`.
-    pub(crate) fn new(module: &'static ThisModule, show: ShowFn<T>) -> Self {
-        Self::with_store(module, Some(show), None)
-    }
+static FOPS: FileOperations = FileOperations(bindings::file_operations {
+    // Only the address is taken: no access, no `unsafe`.
+    owner: addr_of_mut!(bindings::__this_module),
+    open: Some(open_callback),
+    read: Some(read_callback),
+    write: Some(write_callback),
+    release: Some(release_callback),
+    // SAFETY: all-zero is "no operation" for every other callback.
+    ..unsafe { core::mem::zeroed() }
+});
 
-    /// Text file operations: readable with `show`, writable with `store`.
-    pub(crate) fn with_store(
-        module: &'static ThisModule,
-        show: Option<ShowFn<T>>,
-        store: Option<StoreFn<T>>,
-    ) -> Self {
-        // SAFETY: all-zero is "no operation" for every callback.
-        let none: bindings::file_operations = unsafe { core::mem::zeroed() };
-        let read = bindings::file_operations {
-            open: Some(open_callback::<T>),
-            read: Some(read_callback),
-            release: Some(release_callback),
-            ..none
-        };
-        let base = if show.is_some() { read } else { none };
-        FileOps {
-            fops: bindings::file_operations {
-                owner: module.as_ptr(),
-                write: store.is_some().then_some(write_callback::<T> as _),
-                ..base
-            },
-            show,
-            store,
-            _p: PhantomData,
-        }
-    }
-
-    /// The file mode for what the operations allow.
-    fn mode(&self) -> u16 {
-        (if self.show.is_some() { 0o400 } else { 0 })
-            | (if self.store.is_some() { 0o200 } else { 0 })
-    }
-}
-
-/// Creates a file `name` in `parent` for `data` with `ops`.
+/// Creates a file `name` in `parent` for `file`.
 ///
 /// # Safety
 ///
-/// `parent` must be null or a directory of ours; `data` and `ops` must stay
-/// valid until the file is removed.
-unsafe fn create_file<T: Sync>(
-    parent: *mut bindings::dentry,
-    name: &CStr,
-    data: &T,
-    ops: &FileOps<T>,
-) {
+/// `parent` must be null or a directory of ours; `file` (and its data)
+/// must stay valid until the file is removed.
+unsafe fn create_file<T: Sync>(parent: *mut bindings::dentry, name: &CStr, file: &File<T>) {
     // SAFETY: `name` is a C string; the rest is the caller's promise.
     unsafe {
         bindings::debugfs_create_file(
             name.as_char_ptr(),
-            ops.mode(),
+            file.mode(),
             parent,
-            (data as *const T).cast_mut().cast(),
-            &ops.fops,
+            (file as *const File<T>).cast_mut().cast(),
+            &FOPS.0,
         );
     }
 }
 
 /// A top-level debugfs directory for a module, created at init and
 /// removed at exit; devices create their directories in it.
-pub(crate) struct Root(AtomicPtr<bindings::dentry>);
+///
+/// The directory goes once [`Root::remove`] was called and no [`Dir`] in it
+/// is left, whatever the order, so a `Dir` never outlives its parent.
+pub(crate) struct Root {
+    dentry: AtomicPtr<bindings::dentry>,
+    /// Live `Dir`s in the root, and [`Root::REMOVED`].
+    users: AtomicUsize,
+}
 
 impl Root {
+    const REMOVED: usize = 1 << (usize::BITS - 1);
+
     /// No directory yet.
     pub(crate) const fn new() -> Self {
-        Root(AtomicPtr::new(null_mut()))
+        Root {
+            dentry: AtomicPtr::new(null_mut()),
+            users: AtomicUsize::new(0),
+        }
     }
 
     /// Creates the directory `name` at the top of debugfs.
     pub(crate) fn create(&self, name: &CStr) {
         // SAFETY: `name` is a C string.
         let dir = unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), null_mut()) };
-        self.0.store(dir, Ordering::Release);
+        self.dentry.store(dir, Ordering::Release);
     }
 
-    fn as_raw(&self) -> *mut bindings::dentry {
-        self.0.load(Ordering::Acquire)
-    }
-
-    /// Creates a file `name` for `data` with `ops` at the top of the root.
+    /// Creates a file `name` for `file` at the top of the root.
     ///
     /// # Safety
     ///
-    /// `data` and `ops` must stay valid until the root is removed.
-    pub(crate) unsafe fn file<T: Sync>(&self, name: &CStr, data: &T, ops: &FileOps<T>) {
-        // SAFETY: the root is ours (or null); the caller's promise.
-        unsafe { create_file(self.as_raw(), name, data, ops) }
+    /// `file` and its data must stay valid until the root is removed.
+    pub(crate) unsafe fn file<T: Sync>(&self, name: &CStr, file: &File<T>) {
+        if self.users.load(Ordering::Acquire) & Self::REMOVED == 0 {
+            // SAFETY: the root is ours (or null); the caller's promise.
+            unsafe { create_file(self.dentry.load(Ordering::Acquire), name, file) }
+        }
     }
 
     /// Removes the named files at the top of the root (waiting for
     /// running operations on them).
     pub(crate) fn remove_files(&self, names: &[&CStr]) {
+        let Some(root) = self.enter() else { return };
         for name in names {
-            // SAFETY: `name` is a C string and the root ours (or null).
-            unsafe { bindings::debugfs_lookup_and_remove(name.as_char_ptr(), self.as_raw()) };
+            // SAFETY: `name` is a C string and `root` ours (or null).
+            unsafe { bindings::debugfs_lookup_and_remove(name.as_char_ptr(), root) };
+        }
+        self.leave();
+    }
+
+    /// Removes the directory and everything left in it, now or when the
+    /// last [`Dir`] in it goes.
+    pub(crate) fn remove(&self) {
+        if self.users.fetch_or(Self::REMOVED, Ordering::AcqRel) == 0 {
+            self.remove_now();
         }
     }
 
-    /// Removes the directory and everything left in it.
-    pub(crate) fn remove(&self) {
-        let dir = self.0.swap(null_mut(), Ordering::AcqRel);
+    fn remove_now(&self) {
+        let dir = self.dentry.swap(null_mut(), Ordering::AcqRel);
         // SAFETY: our directory (or null / an error pointer, which debugfs
-        // ignores); removal waits for running file operations.
+        // ignores), with no `Dir` left; removal waits for running file
+        // operations.
         unsafe { bindings::debugfs_remove(dir) };
+    }
+
+    /// Counts a user of the directory, unless it is being removed, and
+    /// returns it.
+    fn enter(&self) -> Option<*mut bindings::dentry> {
+        let mut users = self.users.load(Ordering::Acquire);
+        loop {
+            if users & Self::REMOVED != 0 {
+                return None;
+            }
+            match self
+                .users
+                .compare_exchange(users, users + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(self.dentry.load(Ordering::Acquire)),
+                Err(now) => users = now,
+            }
+        }
+    }
+
+    /// Ends a use from [`Root::enter`]; the last one after
+    /// [`Root::remove`] removes the directory.
+    fn leave(&self) {
+        if self.users.fetch_sub(1, Ordering::AcqRel) == Self::REMOVED | 1 {
+            self.remove_now();
+        }
     }
 }
 
 /// A debugfs directory, removed (with its files) on drop.
-pub(crate) struct Dir(*mut bindings::dentry);
+///
+/// # Invariants
+///
+/// If `root` is set, this directory is a user of it ([`Root::enter`]), so
+/// the root (and `dentry`, if in it) is not removed before this is dropped.
+pub(crate) struct Dir {
+    dentry: *mut bindings::dentry,
+    root: Option<&'static Root>,
+}
 
 // SAFETY: a dentry pointer is only passed back to debugfs, which is thread
-// safe.
+// safe; `Root` is `Sync`.
 unsafe impl Send for Dir {}
 // SAFETY: as above.
 unsafe impl Sync for Dir {}
 
 impl Dir {
     /// Creates `name` in `root`. Debugfs failures are not errors: the
-    /// driver works without its files.
-    pub(crate) fn new(name: &CStr, root: &Root) -> Dir {
-        let parent = root.as_raw();
-        // SAFETY: `name` is a C string; `parent` is null or our directory.
-        Dir(unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), parent) })
+    /// driver works without its files; so is a root that is going away.
+    pub(crate) fn new(name: &CStr, root: &'static Root) -> Dir {
+        let Some(parent) = root.enter() else {
+            return Dir {
+                dentry: null_mut(),
+                root: None,
+            };
+        };
+        // SAFETY: `name` is a C string; `parent` is null or our directory,
+        // kept while this `Dir` is a user of the root.
+        let dentry = unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), parent) };
+        Dir {
+            dentry,
+            root: Some(root),
+        }
     }
 
-    /// Creates a file `name` for `data` with `ops`.
+    /// Creates a file `name` for `file`.
     ///
     /// # Safety
     ///
-    /// `data` and `ops` must stay valid until this directory is dropped.
-    pub(crate) unsafe fn file<T: Sync>(&self, name: &CStr, data: &T, ops: &FileOps<T>) {
+    /// `file` and its data must stay valid until this directory is dropped.
+    pub(crate) unsafe fn file<T: Sync>(&self, name: &CStr, file: &File<T>) {
+        if self.dentry.is_null() {
+            return;
+        }
         // SAFETY: the directory is ours; the caller's promise.
-        unsafe { create_file(self.0, name, data, ops) }
+        unsafe { create_file(self.dentry, name, file) }
     }
 }
 
 impl Drop for Dir {
     fn drop(&mut self) {
         // SAFETY: removes our directory (an error pointer or null is
-        // ignored by debugfs) and waits for running file operations.
-        unsafe { bindings::debugfs_remove(self.0) };
+        // ignored by debugfs), still there: the root cannot be removed
+        // before this `Dir` leaves it (type invariant). Removal waits for
+        // running file operations.
+        unsafe { bindings::debugfs_remove(self.dentry) };
+        if let Some(root) = self.root {
+            root.leave();
+        }
     }
 }
 
 /// A directory of read-only files showing one shared `T`. It owns the
-/// data (a reference) and the file operations, and drops the directory
+/// data (a reference) and the files' entries, and removes the directory
 /// first, so no file outlives what it shows.
 pub(crate) struct Files<T: Send + Sync> {
     /// Declared first: dropped (removed) before the fields below.
     _dir: Dir,
-    _ops: KVec<FileOps<T>>,
+    _files: KVec<File<T>>,
     _data: Arc<T>,
 }
 
@@ -332,25 +447,24 @@ impl<T: Send + Sync> Files<T> {
     /// `files`, each showing `data` with its function.
     pub(crate) fn new(
         name: &CStr,
-        root: &Root,
+        root: &'static Root,
         data: Arc<T>,
         files: &[(&CStr, ShowFn<T>)],
-        module: &'static ThisModule,
     ) -> Result<Self> {
-        let mut ops = KVec::with_capacity(files.len(), GFP_KERNEL)?;
+        let mut entries = KVec::with_capacity(files.len(), GFP_KERNEL)?;
         for (_, show) in files {
-            ops.push(FileOps::new(module, *show), GFP_KERNEL)?;
+            entries.push(File::new(&*data, Some(*show), None), GFP_KERNEL)?;
         }
         let dir = Dir::new(name, root);
-        for ((file, _), op) in files.iter().zip(ops.iter()) {
-            // SAFETY: `data` and `ops` (a heap buffer that never grows
+        for ((name, _), file) in files.iter().zip(entries.iter()) {
+            // SAFETY: `data` and `entries` (a heap buffer that never grows
             // again) are owned by the returned `Files`, which drops `dir`
             // before them.
-            unsafe { dir.file(file, &*data, op) };
+            unsafe { dir.file(name, file) };
         }
         Ok(Files {
             _dir: dir,
-            _ops: ops,
+            _files: entries,
             _data: data,
         })
     }

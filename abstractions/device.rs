@@ -63,6 +63,11 @@ pub(crate) mod code {
     pub(crate) fn eproto() -> Error {
         errno(bindings::EPROTO)
     }
+
+    /// Timer expired (a send whose write did not complete in time).
+    pub(crate) fn etime() -> Error {
+        errno(bindings::ETIME)
+    }
 }
 
 impl Device {

@@ -4,7 +4,10 @@
 //!
 //! A [`Driver`]'s per-device data is pin-initialised at probe, stored as the
 //! client device's drvdata, handed (pinned, shared) to every callback, and
-//! dropped after `remove` once no rx or notification work can still run.
+//! dropped after `remove` (or a failed `start`) once the abstraction has
+//! disabled the device: `mei_cldev_disable()` waits for the rx and
+//! notification works, detaches the callbacks and disconnects, so no
+//! callback can reach the data any more.
 
 use crate::bindings;
 use crate::device;
@@ -70,14 +73,19 @@ impl Device {
         to_result(unsafe { bindings::mei_cldev_enable(self.as_raw()) })
     }
 
-    /// Disconnects from the ME client.
-    pub(crate) fn disable(&self) -> Result {
-        // SAFETY: the client device is valid (type invariant).
-        to_result(unsafe { bindings::mei_cldev_disable(self.as_raw()) })
+    /// Disconnects from the ME client, after waiting for the rx and
+    /// notification works and detaching their callbacks. Done by the
+    /// abstraction after `remove` and after a failed `start`.
+    fn disable(&self) {
+        // SAFETY: the client device is valid (type invariant). An error
+        // (the disconnect failed) is logged by the bus; the callbacks are
+        // detached regardless.
+        let _ = unsafe { bindings::mei_cldev_disable(self.as_raw()) };
     }
 
     /// Sends `buf` to the ME client, waiting at most `timeout_ms` for the
-    /// firmware to accept it (0: no bound). Returns the bytes sent.
+    /// firmware to accept it (0 fails at once with `ETIME` unless the write
+    /// completes immediately). Returns the bytes sent.
     pub(crate) fn send(&self, buf: &[u8], timeout_ms: u32) -> Result<usize> {
         // SAFETY: the client device is valid (type invariant); `buf` is
         // readable for its length.
@@ -108,40 +116,39 @@ impl Device {
             Ok(ret as usize)
         }
     }
+}
 
+/// The callbacks of driver `T` for a device being started: given to
+/// [`Driver::start`] only, so the callbacks are always those of the driver
+/// whose data the device holds.
+///
+/// # Invariants
+///
+/// `dev` is bound to driver `T`, its drvdata is `T`'s (set by
+/// `probe_callback`) until the abstraction disables the device.
+pub(crate) struct Callbacks<'a, T: Driver> {
+    dev: &'a Device,
+    _p: PhantomData<T>,
+}
+
+impl<T: Driver> Callbacks<'_, T> {
     /// Routes received messages to [`Driver::rx`].
-    pub(crate) fn register_rx<T: Driver>(&self) -> Result {
-        // SAFETY: the client device is valid; the trampoline only reaches
-        // the drvdata that `probe_callback` set before `Driver::start`.
+    pub(crate) fn register_rx(&self) -> Result {
+        // SAFETY: the client device is valid; the trampoline reaches the
+        // drvdata of `T` (type invariant) until the device is disabled,
+        // which detaches the callback.
         to_result(unsafe {
-            bindings::mei_cldev_register_rx_cb(self.as_raw(), Some(rx_callback::<T>))
+            bindings::mei_cldev_register_rx_cb(self.dev.as_raw(), Some(rx_callback::<T>))
         })
     }
 
     /// Routes ME notification events to [`Driver::notify`]. Fails with
     /// `EOPNOTSUPP` when the ME does not support notifications.
-    pub(crate) fn register_notify<T: Driver>(&self) -> Result {
+    pub(crate) fn register_notify(&self) -> Result {
         // SAFETY: as in `register_rx`.
         to_result(unsafe {
-            bindings::mei_cldev_register_notif_cb(self.as_raw(), Some(notify_callback::<T>))
+            bindings::mei_cldev_register_notif_cb(self.dev.as_raw(), Some(notify_callback::<T>))
         })
-    }
-
-    /// Waits for the rx and notification works to finish and detaches the
-    /// callbacks, so the driver data can be freed.
-    fn cancel_callbacks(&self) {
-        let cldev = self.as_raw();
-        // SAFETY: the works were initialised when their callbacks were
-        // registered (the callback pointer is set after `INIT_WORK`); the
-        // bus does the same in `mei_cldev_unregister_callbacks`.
-        unsafe {
-            if (*cldev).rx_cb.is_some() {
-                bindings::cancel_work_sync(addr_of_mut!((*cldev).rx_work));
-            }
-            if (*cldev).notif_cb.is_some() {
-                bindings::cancel_work_sync(addr_of_mut!((*cldev).notif_work));
-            }
-        }
     }
 }
 
@@ -181,11 +188,12 @@ pub(crate) trait Driver: Send + Sync + Sized + 'static {
     fn probe(dev: &Device) -> impl PinInit<Self, Error>;
 
     /// Starts the device once its data is reachable from the callbacks
-    /// (enable, register callbacks, first messages). On error the device
-    /// must be left disabled; the data is then dropped.
-    fn start(self: Pin<&Self>, dev: &Device) -> Result;
+    /// (enable, register `callbacks`, first messages). On error the
+    /// abstraction disables the device and drops the data.
+    fn start(self: Pin<&Self>, dev: &Device, callbacks: Callbacks<'_, Self>) -> Result;
 
-    /// Stops the device; the data is dropped afterwards.
+    /// Stops the device; the abstraction then disables it and drops the
+    /// data.
     fn remove(self: Pin<&Self>, dev: &Device);
 
     /// A message from the ME client is waiting ([`Device::recv`]).
@@ -226,16 +234,18 @@ unsafe extern "C" fn probe_callback<T: Driver>(
         let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(data) });
         // SAFETY: `cldev` is valid; drvdata now holds the pinned data.
         unsafe { bindings::mei_cldev_set_drvdata(cldev, raw.cast::<c_void>()) };
+        // INVARIANT: bound to `T`, drvdata set just above.
+        let callbacks = Callbacks {
+            dev,
+            _p: PhantomData,
+        };
         // SAFETY: `raw` is valid and pinned until dropped below.
-        let res = T::start(unsafe { Pin::new_unchecked(&*raw) }, dev);
+        let res = T::start(unsafe { Pin::new_unchecked(&*raw) }, dev, callbacks);
         if res.is_err() {
-            dev.cancel_callbacks();
-            // SAFETY: the callbacks are gone, so nothing else can reach the
-            // data; detach them as `mei_cldev_unregister_callbacks` would, so
-            // a later probe can register again.
+            dev.disable();
+            // SAFETY: the device is disabled: no callback can reach the
+            // data any more; rebuild the box leaked above and drop it.
             unsafe {
-                (*cldev).rx_cb = None;
-                (*cldev).notif_cb = None;
                 bindings::mei_cldev_set_drvdata(cldev, core::ptr::null_mut());
                 drop(KBox::from_raw(raw));
             }
@@ -255,9 +265,9 @@ unsafe extern "C" fn remove_callback<T: Driver>(cldev: *mut bindings::mei_cl_dev
         return;
     };
     T::remove(data, dev);
-    dev.cancel_callbacks();
-    // SAFETY: no callback can reach the data any more; rebuild the box
-    // leaked in `probe_callback` and drop it.
+    dev.disable();
+    // SAFETY: the device is disabled: no callback can reach the data any
+    // more; rebuild the box leaked in `probe_callback` and drop it.
     unsafe {
         bindings::mei_cldev_set_drvdata(cldev, core::ptr::null_mut());
         drop(KBox::from_raw((data.get_ref() as *const T).cast_mut()));
@@ -287,9 +297,10 @@ unsafe extern "C" fn notify_callback<T: Driver>(cldev: *mut bindings::mei_cl_dev
     }
 }
 
-/// A registered MEI client driver; unregistered on drop.
-#[pin_data(PinnedDrop)]
-pub(crate) struct Registration<T: Driver> {
+/// The memory of a client driver: what the bus points into while it is
+/// registered.
+#[pin_data]
+struct Inner<T: Driver> {
     #[pin]
     driver: Opaque<bindings::mei_cl_driver>,
     /// The C id table, zero-terminated; the driver points into it.
@@ -299,13 +310,22 @@ pub(crate) struct Registration<T: Driver> {
 
 // SAFETY: the C driver structure is only used by the driver core, which
 // serializes access; the id table is immutable after registration.
-unsafe impl<T: Driver> Send for Registration<T> {}
+unsafe impl<T: Driver> Send for Inner<T> {}
 // SAFETY: as above.
-unsafe impl<T: Driver> Sync for Registration<T> {}
+unsafe impl<T: Driver> Sync for Inner<T> {}
+
+/// A registered MEI client driver; unregistered on drop.
+///
+/// # Invariants
+///
+/// `inner.driver` is registered with the bus.
+pub(crate) struct Registration<T: Driver> {
+    inner: Pin<KBox<Inner<T>>>,
+}
 
 impl<T: Driver> Registration<T> {
     /// Registers driver `T` for `module`.
-    pub(crate) fn new(module: &'static ThisModule) -> Result<Pin<KBox<Self>>> {
+    pub(crate) fn new(module: &'static ThisModule) -> Result<Self> {
         let mut ids = KVec::with_capacity(T::ID_TABLE.len() + 1, GFP_KERNEL)?;
         for id in T::ID_TABLE {
             let mut c = bindings::mei_cl_device_id::default();
@@ -314,8 +334,8 @@ impl<T: Driver> Registration<T> {
             ids.push(c, GFP_KERNEL)?;
         }
         ids.push(bindings::mei_cl_device_id::default(), GFP_KERNEL)?;
-        let this = KBox::pin_init(
-            try_pin_init!(Self {
+        let inner = KBox::pin_init(
+            try_pin_init!(Inner {
                 // SAFETY: a zeroed driver plus name, ids and callbacks is
                 // what `mei_cldev_driver_register` expects; it is filled
                 // in place and registered below, once pinned.
@@ -336,22 +356,24 @@ impl<T: Driver> Registration<T> {
             }? Error),
             GFP_KERNEL,
         )?;
-        let drv = this.driver.get();
-        // SAFETY: the registration is pinned, so the id table (heap, owned
-        // by it) and the driver stay put until `drop` unregisters.
+        let drv = inner.driver.get();
+        // SAFETY: the memory is pinned, so the id table (heap, owned by
+        // it) and the driver stay put until `drop` unregisters. If the
+        // registration fails, no `Registration` is made, so nothing
+        // unregisters.
         unsafe {
-            (*drv).id_table = this.ids.as_ptr();
+            (*drv).id_table = inner.ids.as_ptr();
             to_result(bindings::__mei_cldev_driver_register(drv, module.as_ptr()))?;
         }
-        Ok(this)
+        // INVARIANT: registered just above.
+        Ok(Registration { inner })
     }
 }
 
-#[pinned_drop]
-impl<T: Driver> PinnedDrop for Registration<T> {
-    fn drop(self: Pin<&mut Self>) {
-        // SAFETY: registered in `new` (a failed registration never yields
-        // a `Registration`); unregistering removes every bound device.
-        unsafe { bindings::mei_cldev_driver_unregister(self.driver.get()) };
+impl<T: Driver> Drop for Registration<T> {
+    fn drop(&mut self) {
+        // SAFETY: registered (type invariant); unregistering removes every
+        // bound device.
+        unsafe { bindings::mei_cldev_driver_unregister(self.inner.driver.get()) };
     }
 }

@@ -5,11 +5,14 @@
 //! A [`Registration`] owns its `struct watchdog_device`, `watchdog_info` and
 //! ops table in one pinned heap allocation, so the description is per
 //! device, and the core's pointers into it stay valid until drop, which
-//! unregisters first. Operations receive shared references only: the core
-//! calls some of them (stop on reboot) without its lock.
+//! unregisters first; a registration that failed never unregisters.
+//! Operations receive shared references only. The core calls `stop`
+//! without its lock (on reboot), so only the operations it always calls
+//! under its lock get a [`Device<Locked>`], which may change the device.
 
 use crate::bindings;
 use crate::device;
+use core::marker::PhantomData;
 use core::pin::Pin;
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::error::{from_result, to_result};
@@ -45,19 +48,31 @@ pub(crate) struct Info {
     pub(crate) max_timeout: u32,
 }
 
-/// A registered watchdog device, as the core hands it to operations.
+/// The context of an operation the core always calls under its lock
+/// (`wd_data->lock`): `start`, `ping`, `set_timeout`.
+pub(crate) struct Locked;
+
+/// The context of an operation the core may call without its lock: `stop`
+/// (from its reboot notifier).
+pub(crate) struct Unlocked;
+
+/// A registered watchdog device, as the core hands it to operations, in
+/// context `Ctx` ([`Locked`] or [`Unlocked`]).
 ///
 /// # Invariants
 ///
-/// Wraps the `watchdog_device` of a live [`Registration`].
+/// Wraps the `watchdog_device` of a live [`Registration`]; with
+/// `Ctx = Locked`, only while the core holds its lock for the device.
 #[repr(transparent)]
-pub(crate) struct Device(Opaque<bindings::watchdog_device>);
+pub(crate) struct Device<Ctx = Unlocked>(Opaque<bindings::watchdog_device>, PhantomData<Ctx>);
 
-impl Device {
-    /// Sets the timeout the core reports; call from `set_timeout`.
+impl Device<Locked> {
+    /// Sets the timeout the core reports (`wdd->timeout`), as C drivers do
+    /// in `start` and `set_timeout`.
     pub(crate) fn set_timeout(&self, timeout: u32) {
-        // SAFETY: called from the `set_timeout` operation, under the core's
-        // lock, as C drivers write `wdd->timeout` there.
+        // SAFETY: the core holds its lock for the device (type invariant),
+        // which serializes every access to `timeout` but the reboot
+        // notifier's, and that one does not touch it.
         unsafe { (*self.0.get()).timeout = timeout };
     }
 }
@@ -66,25 +81,25 @@ impl Device {
 #[vtable]
 pub(crate) trait Operations: Send + Sync + Sized + 'static {
     /// Starts the watchdog.
-    fn start(&self, wdd: &Device) -> Result;
-    /// Stops the watchdog.
+    fn start(&self, wdd: &Device<Locked>) -> Result;
+    /// Stops the watchdog; also called without the core's lock (reboot).
     fn stop(&self, _wdd: &Device) -> Result {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
     /// Pings the watchdog.
-    fn ping(&self, _wdd: &Device) -> Result {
+    fn ping(&self, _wdd: &Device<Locked>) -> Result {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
     /// Sets the timeout (already range-checked by the core).
-    fn set_timeout(&self, _wdd: &Device, _timeout: u32) -> Result {
+    fn set_timeout(&self, _wdd: &Device<Locked>, _timeout: u32) -> Result {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 }
 
-/// A registered watchdog device; unregistered on drop, before its memory
-/// goes away.
-#[pin_data(PinnedDrop)]
-pub(crate) struct Registration<T: Operations> {
+/// The memory of a watchdog device: what the core points into while it is
+/// registered.
+#[pin_data]
+struct Inner<T: Operations> {
     #[pin]
     wdd: Opaque<bindings::watchdog_device>,
     info: Opaque<bindings::watchdog_info>,
@@ -95,23 +110,35 @@ pub(crate) struct Registration<T: Operations> {
 
 // SAFETY: the C structures are shared with the watchdog core, which
 // serializes access; `data` is `Send + Sync`.
-unsafe impl<T: Operations> Send for Registration<T> {}
+unsafe impl<T: Operations> Send for Inner<T> {}
 // SAFETY: as above.
-unsafe impl<T: Operations> Sync for Registration<T> {}
+unsafe impl<T: Operations> Sync for Inner<T> {}
 
-/// Recovers the registration from the core's `watchdog_device`.
+/// A registered watchdog device; unregistered on drop, before its memory
+/// goes away.
+///
+/// # Invariants
+///
+/// `inner.wdd` is registered with the watchdog core.
+pub(crate) struct Registration<T: Operations> {
+    inner: Pin<KBox<Inner<T>>>,
+}
+
+/// Recovers the registration's memory from the core's `watchdog_device`.
 ///
 /// # Safety
 ///
-/// `wdd` must be the `wdd` of a live `Registration<T>` (its drvdata).
-unsafe fn registration<'a, T: Operations>(
+/// `wdd` must be the `wdd` of a registered `Inner<T>` (its drvdata), and
+/// with `Ctx = Locked` the core must hold its lock for it.
+unsafe fn registration<'a, T: Operations, Ctx>(
     wdd: *mut bindings::watchdog_device,
-) -> (&'a Registration<T>, &'a Device) {
-    // SAFETY: drvdata was set to the pinned registration in `new`; it lives
-    // until after `watchdog_unregister_device` returns in `drop`.
+) -> (&'a Inner<T>, &'a Device<Ctx>) {
+    // SAFETY: drvdata was set to the pinned memory in `new`; it lives until
+    // after `watchdog_unregister_device` returns in `drop`; the context is
+    // the caller's promise.
     unsafe {
-        let reg = &*(*wdd).driver_data.cast::<Registration<T>>();
-        (reg, &*wdd.cast::<Device>())
+        let reg = &*(*wdd).driver_data.cast::<Inner<T>>();
+        (reg, &*wdd.cast::<Device<Ctx>>())
     }
 }
 
@@ -119,8 +146,9 @@ unsafe fn registration<'a, T: Operations>(
 ///
 /// Called by the watchdog core with the `watchdog_device` of a live `Registration<T>`.
 unsafe extern "C" fn start_callback<T: Operations>(wdd: *mut bindings::watchdog_device) -> c_int {
-    // SAFETY: the core calls ops only on registered devices.
-    let (reg, dev) = unsafe { registration::<T>(wdd) };
+    // SAFETY: the core calls ops only on registered devices, and `start`
+    // with its lock held.
+    let (reg, dev) = unsafe { registration::<T, Locked>(wdd) };
     from_result(|| reg.data.start(dev).map(|()| 0))
 }
 
@@ -128,8 +156,9 @@ unsafe extern "C" fn start_callback<T: Operations>(wdd: *mut bindings::watchdog_
 ///
 /// Called by the watchdog core with the `watchdog_device` of a live `Registration<T>`.
 unsafe extern "C" fn stop_callback<T: Operations>(wdd: *mut bindings::watchdog_device) -> c_int {
-    // SAFETY: as in `start_callback`.
-    let (reg, dev) = unsafe { registration::<T>(wdd) };
+    // SAFETY: the core calls ops only on registered devices; no lock is
+    // claimed.
+    let (reg, dev) = unsafe { registration::<T, Unlocked>(wdd) };
     from_result(|| reg.data.stop(dev).map(|()| 0))
 }
 
@@ -137,8 +166,8 @@ unsafe extern "C" fn stop_callback<T: Operations>(wdd: *mut bindings::watchdog_d
 ///
 /// Called by the watchdog core with the `watchdog_device` of a live `Registration<T>`.
 unsafe extern "C" fn ping_callback<T: Operations>(wdd: *mut bindings::watchdog_device) -> c_int {
-    // SAFETY: as in `start_callback`.
-    let (reg, dev) = unsafe { registration::<T>(wdd) };
+    // SAFETY: as in `start_callback` (`ping` too is called under the lock).
+    let (reg, dev) = unsafe { registration::<T, Locked>(wdd) };
     from_result(|| reg.data.ping(dev).map(|()| 0))
 }
 
@@ -149,8 +178,9 @@ unsafe extern "C" fn set_timeout_callback<T: Operations>(
     wdd: *mut bindings::watchdog_device,
     timeout: c_uint,
 ) -> c_int {
-    // SAFETY: as in `start_callback`.
-    let (reg, dev) = unsafe { registration::<T>(wdd) };
+    // SAFETY: as in `start_callback` (`set_timeout` too is called under
+    // the lock).
+    let (reg, dev) = unsafe { registration::<T, Locked>(wdd) };
     from_result(|| reg.data.set_timeout(dev, timeout).map(|()| 0))
 }
 
@@ -163,7 +193,7 @@ impl<T: Operations> Registration<T> {
         info: &Info,
         data: Arc<T>,
         module: &'static ThisModule,
-    ) -> Result<Pin<KBox<Self>>> {
+    ) -> Result<Self> {
         let mut c_info = bindings::watchdog_info {
             options: info.options,
             firmware_version: info.firmware_version,
@@ -184,8 +214,8 @@ impl<T: Operations> Registration<T> {
         };
         let (timeout, min, max) = (info.timeout, info.min_timeout, info.max_timeout);
         let parent = parent.as_raw();
-        let this = KBox::pin_init(
-            try_pin_init!(Self {
+        let inner = KBox::pin_init(
+            try_pin_init!(Inner {
                 // SAFETY: a zeroed `watchdog_device` is the C starting point
                 // (drivers kzalloc it); the pointers are set right after
                 // pinning, before registration.
@@ -210,24 +240,27 @@ impl<T: Operations> Registration<T> {
             }? Error),
             GFP_KERNEL,
         )?;
-        let wdd = this.wdd.get();
-        // SAFETY: the registration is pinned: `info`, `ops` and the
-        // drvdata pointer stay valid until `drop` unregisters.
+        let wdd = inner.wdd.get();
+        // SAFETY: the memory is pinned: `info`, `ops` and the drvdata
+        // pointer stay valid until `drop` unregisters. If the registration
+        // fails, no `Registration` is made, so nothing unregisters: the
+        // memory is freed with `inner`.
         unsafe {
-            (*wdd).info = this.info.get();
-            (*wdd).ops = &this.ops;
-            (*wdd).driver_data = (&*this as *const Self).cast_mut().cast();
+            (*wdd).info = inner.info.get();
+            (*wdd).ops = &inner.ops;
+            (*wdd).driver_data = (&*inner as *const Inner<T>).cast_mut().cast();
             to_result(bindings::watchdog_register_device(wdd))?;
         }
-        Ok(this)
+        // INVARIANT: registered just above.
+        Ok(Registration { inner })
     }
 }
 
-#[pinned_drop]
-impl<T: Operations> PinnedDrop for Registration<T> {
-    fn drop(self: Pin<&mut Self>) {
-        // SAFETY: registered in `new`; after this returns the core makes no
-        // more calls and holds no pointer into the registration.
-        unsafe { bindings::watchdog_unregister_device(self.wdd.get()) };
+impl<T: Operations> Drop for Registration<T> {
+    fn drop(&mut self) {
+        // SAFETY: registered (type invariant); after this returns the core
+        // makes no more calls and holds no pointer into the memory, which
+        // is freed next.
+        unsafe { bindings::watchdog_unregister_device(self.inner.wdd.get()) };
     }
 }

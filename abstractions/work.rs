@@ -1,12 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A work item embedded in a pinned driver structure, run on the system
-//! workqueue and cancelled (waited for) when the structure is dropped.
+//! A work item embedded in a refcounted (`Arc`) driver structure, run on
+//! the system workqueue.
+//!
+//! A queued work holds a reference to its owner, so the owner cannot be
+//! freed while the work is pending or running, whatever the order its
+//! fields drop in; only an owner's own field can be queued. As for any
+//! work item, the module must cancel its works before it unloads.
 
 use crate::bindings;
 use core::marker::PhantomData;
 use kernel::ffi::c_int;
 use kernel::prelude::*;
+use kernel::sync::Arc;
 use kernel::types::Opaque;
 use kernel::{c_str, static_lock_class};
 
@@ -16,7 +22,7 @@ use kernel::{c_str, static_lock_class};
 ///
 /// `OFFSET` must be the offset of a `Work<Self>` field in `Self`; use
 /// [`impl_work_handler!`], which checks the field's type.
-pub(crate) unsafe trait WorkHandler: Sync + Sized {
+pub(crate) unsafe trait WorkHandler: Send + Sync + Sized + 'static {
     /// Offset of the `Work<Self>` field.
     const OFFSET: usize;
     /// Runs the work.
@@ -43,7 +49,7 @@ macro_rules! impl_work_handler {
 pub(crate) use impl_work_handler;
 
 /// A `struct work_struct` running `T::run` on the `T` that embeds it.
-#[pin_data(PinnedDrop)]
+#[pin_data]
 pub(crate) struct Work<T: WorkHandler> {
     #[pin]
     work: Opaque<bindings::work_struct>,
@@ -55,13 +61,25 @@ unsafe impl<T: WorkHandler> Send for Work<T> {}
 // SAFETY: as above.
 unsafe impl<T: WorkHandler> Sync for Work<T> {}
 
+/// The `work_struct` of `owner`'s [`Work`] field.
+fn work_of<T: WorkHandler>(owner: *const T) -> *mut bindings::work_struct {
+    // `T::OFFSET` is that of a `Work<T>` field (trait contract), whose
+    // first field (at offset 0, `Opaque` is transparent) is the C work.
+    owner
+        .cast::<u8>()
+        .wrapping_add(T::OFFSET)
+        .cast::<bindings::work_struct>()
+        .cast_mut()
+}
+
 /// # Safety
 ///
-/// Called by the workqueue with the `work` of a `Work<T>` embedded in a live `T`.
+/// Called by the workqueue with the work of a `T` queued by [`queue`],
+/// which handed the queue one reference to the `T`.
 unsafe extern "C" fn work_callback<T: WorkHandler>(work: *mut bindings::work_struct) {
-    // SAFETY: `work` is the `work` field (first, transparent) of a
-    // `Work<T>` at `T::OFFSET` in a live `T`: it is cancelled in `drop`.
-    let owner = unsafe { &*work.cast::<u8>().sub(T::OFFSET).cast::<T>() };
+    // SAFETY: `work` is at `T::OFFSET` in a `T` inside an `Arc`, and the
+    // reference `queue` leaked for the queue is now ours.
+    let owner = unsafe { Arc::from_raw(work.cast::<u8>().sub(T::OFFSET).cast::<T>()) };
     owner.run();
 }
 
@@ -84,30 +102,35 @@ impl<T: WorkHandler> Work<T> {
             _p: PhantomData,
         })
     }
+}
 
-    /// Queues the work on the system workqueue unless already queued.
-    pub(crate) fn queue(&self) {
-        // SAFETY: the work is initialised; it is cancelled before the
-        // owner is freed.
-        unsafe {
-            bindings::queue_work_on(
-                bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
-                bindings::system_wq,
-                self.work.get(),
-            );
-        }
-    }
-
-    /// Cancels the work, waiting for it if it is running.
-    pub(crate) fn cancel_sync(&self) {
-        // SAFETY: the work is initialised.
-        unsafe { bindings::cancel_work_sync(self.work.get()) };
+/// Queues `owner`'s work on the system workqueue unless it is queued; the
+/// queue holds a reference to `owner` until the work has run.
+pub(crate) fn queue<T: WorkHandler>(owner: &Arc<T>) {
+    let raw = Arc::into_raw(owner.clone());
+    // SAFETY: the work is `owner`'s own, initialised with it (pinned in
+    // the `Arc`); `system_wq` is always valid.
+    let queued = unsafe {
+        bindings::queue_work_on(
+            bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
+            bindings::system_wq,
+            work_of(raw),
+        )
+    };
+    if !queued {
+        // SAFETY: already queued, with a reference of its own: this one
+        // from `into_raw` above goes back.
+        drop(unsafe { Arc::from_raw(raw) });
     }
 }
 
-#[pinned_drop]
-impl<T: WorkHandler> PinnedDrop for Work<T> {
-    fn drop(self: Pin<&mut Self>) {
-        self.cancel_sync();
+/// Cancels `owner`'s work, waiting for it if it is running.
+pub(crate) fn cancel_sync<T: WorkHandler>(owner: &Arc<T>) {
+    let raw: *const T = &**owner;
+    // SAFETY: the work is `owner`'s own and initialised.
+    if unsafe { bindings::cancel_work_sync(work_of(raw)) } {
+        // SAFETY: it was pending and will not run: the reference `queue`
+        // gave the queue is ours to drop.
+        drop(unsafe { Arc::from_raw(raw) });
     }
 }

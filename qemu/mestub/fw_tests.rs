@@ -363,7 +363,10 @@ fn config_round_trip_and_errors() {
         (WriteFault::Late, 300, Some(5))
     );
     c.apply("write_fault=error notify_after_ms=off").unwrap();
-    assert_eq!((c.write_fault, c.notify_after_ms), (WriteFault::Error, None));
+    assert_eq!(
+        (c.write_fault, c.notify_after_ms),
+        (WriteFault::Error, None)
+    );
     assert_eq!(c.apply("write_fault=sometimes"), Err(ConfigError::BadValue));
     let before = c;
     assert_eq!(c.apply("wd=1 bogus=1"), Err(ConfigError::UnknownKey));
@@ -430,7 +433,10 @@ fn v1_firmware_does_not_answer_pings() {
     ping(&mut fw, 120, 0);
     let msgs = drain(&mut fw, 0);
     // Only the credit for the next message, no start response.
-    assert_eq!(msgs, [(0, 0, std::vec![0x08, WD_ME_ADDR, HOST, 0, 0, 0, 0, 0])]);
+    assert_eq!(
+        msgs,
+        [(0, 0, std::vec![0x08, WD_ME_ADDR, HOST, 0, 0, 0, 0, 0])]
+    );
     assert!(trace(&fw).ends_with("fw: no start-response (v1)\n"));
     assert!(matches!(fw.timer(), TimerState::Armed { .. }));
 }

@@ -16,7 +16,7 @@ use core::mem::{offset_of, MaybeUninit};
 use core::pin::Pin;
 use core::ptr::{addr_of_mut, null_mut};
 use core::sync::atomic::{AtomicBool, Ordering};
-use debugfs::FileOps;
+use debugfs::File;
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use kernel::error::to_result;
 use kernel::ffi::{c_int, c_ulong, c_void};
@@ -107,6 +107,8 @@ struct Stub {
     pdev: Raw<bindings::platform_device>,
     /// The device's debugfs directory, removed first on drop.
     dir: Option<debugfs::Dir>,
+    /// What the directory's files show and take.
+    files: KVec<File<Stub>>,
 }
 
 // SAFETY: the work item is only touched through the workqueue API, which
@@ -169,6 +171,7 @@ impl Stub {
             mei: Raw(null_mut()),
             pdev: Raw(null_mut()),
             dir: None,
+            files: KVec::new(),
         })
     }
 
@@ -747,13 +750,6 @@ struct Registry {
     /// Filler watchdogs (`watchdogs`).
     #[pin]
     fillers: Mutex<KVec<Option<Filler>>>,
-    add_ops: FileOps<Registry>,
-    fillers_ops: FileOps<Registry>,
-    remove_ops: FileOps<Registry>,
-    config_ops: FileOps<Stub>,
-    ctl_ops: FileOps<Stub>,
-    trace_ops: FileOps<Stub>,
-    timer_ops: FileOps<Stub>,
 }
 
 // SAFETY: the platform driver is only passed to the driver core, which
@@ -778,16 +774,33 @@ impl Registry {
         stub.as_mut().start()?;
         let name = CString::try_from_fmt(kernel::fmt!("me{index}"))?;
         let dir = debugfs::Dir::new(&name, &ROOT);
-        // SAFETY: the stub and the registry's ops outlive the directory:
-        // the stub drops it first, and the registry drops every stub.
-        unsafe {
-            dir.file(c_str!("config"), &*stub, &self.config_ops);
-            dir.file(c_str!("ctl"), &*stub, &self.ctl_ops);
-            dir.file(c_str!("trace"), &*stub, &self.trace_ops);
-            dir.file(c_str!("timer"), &*stub, &self.timer_ops);
+        let data: *const Stub = &*stub;
+        let mut files = KVec::with_capacity(4, GFP_KERNEL)?;
+        files.push(
+            File::new(data, Some(show_config), Some(store_config)),
+            GFP_KERNEL,
+        )?;
+        files.push(File::new(data, None, Some(stub_ctl)), GFP_KERNEL)?;
+        files.push(File::new(data, Some(show_trace), None), GFP_KERNEL)?;
+        files.push(File::new(data, Some(show_timer), None), GFP_KERNEL)?;
+        let names = [
+            c_str!("config"),
+            c_str!("ctl"),
+            c_str!("trace"),
+            c_str!("timer"),
+        ];
+        for (name, file) in names.iter().zip(files.iter()) {
+            // SAFETY: the stub (pinned) owns the entries (a heap buffer
+            // that never grows again) and the directory, which it drops
+            // first.
+            unsafe { dir.file(name, file) };
         }
-        // SAFETY: only a plain field is written; the stub stays pinned.
-        unsafe { stub.as_mut().get_unchecked_mut().dir = Some(dir) };
+        // SAFETY: only plain fields are written; the stub stays pinned.
+        unsafe {
+            let this = stub.as_mut().get_unchecked_mut();
+            this.files = files;
+            this.dir = Some(dir);
+        }
         devices.push(Some(stub), GFP_KERNEL)?;
         Ok(())
     }
@@ -835,8 +848,13 @@ fn stub_ctl(stub: &Stub, cmd: &str) -> Result {
     Ok(())
 }
 
+/// The files at the top of `mei_stub/`.
+const ROOT_FILES: [&CStr; 3] = [c_str!("add"), c_str!("remove"), c_str!("watchdogs")];
+
 struct MeiStubModule {
     registry: Pin<KBox<Registry>>,
+    /// What the root's files show and take (of the registry).
+    _root_files: KBox<[File<Registry>; 3]>,
 }
 
 impl kernel::Module for MeiStubModule {
@@ -854,13 +872,6 @@ impl kernel::Module for MeiStubModule {
                     })
                 },
                 fillers <- new_mutex!(KVec::new()),
-                add_ops: FileOps::with_store(module, None, Some(store_add)),
-                fillers_ops: FileOps::with_store(module, Some(show_fillers), Some(store_fillers)),
-                remove_ops: FileOps::with_store(module, None, Some(store_remove)),
-                config_ops: FileOps::with_store(module, Some(show_config), Some(store_config)),
-                ctl_ops: FileOps::with_store(module, None, Some(stub_ctl)),
-                trace_ops: FileOps::new(module, show_trace),
-                timer_ops: FileOps::new(module, show_timer),
             }),
             GFP_KERNEL,
         )?;
@@ -870,15 +881,24 @@ impl kernel::Module for MeiStubModule {
             bindings::__platform_driver_register(registry.pdrv.get(), module.as_ptr())
         })?;
         ROOT.create(c_str!("mei_stub"));
-        let reg: &Registry = &registry;
-        // SAFETY: the registry and its ops outlive the root, which `drop`
-        // removes first.
-        unsafe {
-            ROOT.file(c_str!("add"), reg, &reg.add_ops);
-            ROOT.file(c_str!("remove"), reg, &reg.remove_ops);
-            ROOT.file(c_str!("watchdogs"), reg, &reg.fillers_ops);
+        let reg: *const Registry = &*registry;
+        let files = KBox::new(
+            [
+                File::new(reg, None, Some(store_add)),
+                File::new(reg, None, Some(store_remove)),
+                File::new(reg, Some(show_fillers), Some(store_fillers)),
+            ],
+            GFP_KERNEL,
+        )?;
+        for (name, file) in ROOT_FILES.iter().zip(files.iter()) {
+            // SAFETY: the registry and the entries outlive the files, which
+            // `drop` removes first.
+            unsafe { ROOT.file(name, file) };
         }
-        Ok(MeiStubModule { registry })
+        Ok(MeiStubModule {
+            registry,
+            _root_files: files,
+        })
     }
 }
 
@@ -886,7 +906,7 @@ impl Drop for MeiStubModule {
     fn drop(&mut self) {
         // The control files first (removal waits for running writes), then
         // the devices, each with its own directory, then the rest.
-        ROOT.remove_files(&[c_str!("add"), c_str!("remove"), c_str!("watchdogs")]);
+        ROOT.remove_files(&ROOT_FILES);
         for slot in self.registry.fillers.lock().as_mut_slice() {
             drop(slot.take());
         }
