@@ -437,8 +437,11 @@ impl mei_cl::Driver for MeiWdt {
             RxAction::Ignore | RxAction::Complete => {}
             RxAction::UnregisterLater => {
                 // Under the lock that remove sets `removing` with, before
-                // it cancels the work: nothing is queued after that.
-                if !wdt.inner.lock().removing {
+                // it cancels the work: nothing is queued after that. (A
+                // guard in the `if` condition would be dropped before the
+                // block.)
+                let inner = wdt.inner.lock();
+                if !inner.removing {
                     work::queue(wdt);
                 }
             }
