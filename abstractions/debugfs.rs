@@ -421,10 +421,10 @@ impl Dir {
 
 impl Drop for Dir {
     fn drop(&mut self) {
-        // SAFETY: removes our directory (an error pointer or null is
-        // ignored by debugfs), still there: the root cannot be removed
-        // before this `Dir` leaves it (type invariant). Removal waits for
-        // running file operations.
+        // Removal waits for running file operations; an error pointer or
+        // null is ignored by debugfs.
+        // SAFETY: our directory, still there: the root is not removed
+        // before this `Dir` leaves it (type invariant).
         unsafe { bindings::debugfs_remove(self.dentry) };
         if let Some(root) = self.root {
             root.leave();

@@ -357,10 +357,10 @@ impl<T: Driver> Registration<T> {
             GFP_KERNEL,
         )?;
         let drv = inner.driver.get();
+        // A failed registration makes no `Registration`: nothing
+        // unregisters it.
         // SAFETY: the memory is pinned, so the id table (heap, owned by
-        // it) and the driver stay put until `drop` unregisters. If the
-        // registration fails, no `Registration` is made, so nothing
-        // unregisters.
+        // it) and the driver stay put until `drop` unregisters.
         unsafe {
             (*drv).id_table = inner.ids.as_ptr();
             to_result(bindings::__mei_cldev_driver_register(drv, module.as_ptr()))?;

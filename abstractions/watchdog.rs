@@ -241,10 +241,10 @@ impl<T: Operations> Registration<T> {
             GFP_KERNEL,
         )?;
         let wdd = inner.wdd.get();
+        // A failed registration makes no `Registration`: nothing
+        // unregisters it, and the memory goes with `inner`.
         // SAFETY: the memory is pinned: `info`, `ops` and the drvdata
-        // pointer stay valid until `drop` unregisters. If the registration
-        // fails, no `Registration` is made, so nothing unregisters: the
-        // memory is freed with `inner`.
+        // pointer stay valid until `drop` unregisters.
         unsafe {
             (*wdd).info = inner.info.get();
             (*wdd).ops = &inner.ops;
