@@ -657,5 +657,21 @@ fn notification_before_the_unregister_work_keeps_the_device() {
     assert_eq!(m.response(&NOT_REQ), RxAction::UnregisterLater);
     assert_eq!(m.notification(), NotifAction::Register);
     assert!(!m.unregister_due());
+    // Still open and active in the core, which will not call start again:
+    // the next keepalive must re-arm the firmware, and the close stop it.
+    assert_eq!(m.op_ping(), PingAction::Send { wait: true });
+    assert_eq!(m.op_stop(), StopAction::SendStop);
+}
+
+/// The same notification after the unregister work ran: a new device,
+/// IDLE until it is opened.
+#[test]
+fn notification_after_the_unregister_work_registers_anew() {
+    let mut m = machine_in(2, State::Running);
+    assert_eq!(m.response(&NOT_REQ), RxAction::UnregisterLater);
+    assert!(m.unregister_due());
+    m.unregistered();
+    assert_eq!(m.notification(), NotifAction::Register);
     assert_eq!(m.state(), State::Idle);
+    assert_eq!(m.op_ping(), PingAction::Nothing);
 }
