@@ -237,7 +237,7 @@ impl Wdt {
 
 #[vtable]
 impl watchdog::Operations for Wdt {
-    fn start(&self, wdd: &watchdog::Device<watchdog::Locked>) -> Result {
+    fn start(&self, wdd: &watchdog::Device<watchdog::Serialized>) -> Result {
         let mut inner = self.inner.lock();
         inner.machine.op_start();
         wdd.set_timeout(inner.timeout.into());
@@ -253,7 +253,7 @@ impl watchdog::Operations for Wdt {
         res
     }
 
-    fn ping(&self, _wdd: &watchdog::Device<watchdog::Locked>) -> Result {
+    fn ping(&self, _wdd: &watchdog::Device<watchdog::Serialized>) -> Result {
         let (wait, timeout) = {
             let mut inner = self.inner.lock();
             if inner.removing {
@@ -296,7 +296,7 @@ impl watchdog::Operations for Wdt {
         }
     }
 
-    fn set_timeout(&self, wdd: &watchdog::Device<watchdog::Locked>, timeout: u32) -> Result {
+    fn set_timeout(&self, wdd: &watchdog::Device<watchdog::Serialized>, timeout: u32) -> Result {
         // The core checked the range already; the wire field is 16 bits.
         let t = proto::wire_timeout(timeout).ok_or(EINVAL)?;
         self.inner.lock().timeout = t;

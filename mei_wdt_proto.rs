@@ -267,6 +267,8 @@ pub struct Machine {
     /// The probe ping timed out and no answer came since: a late answer
     /// still counts as the probe's.
     late_probe_answer: bool,
+    /// The core started the device and has not stopped it (it is open).
+    opened: bool,
 }
 
 impl Machine {
@@ -277,6 +279,7 @@ impl Machine {
             state: State::Probe,
             resp_required: protocol_version > 1,
             late_probe_answer: false,
+            opened: false,
         }
     }
 
@@ -310,11 +313,13 @@ impl Machine {
 
     /// Watchdog `start` op: nothing is sent, the first ping starts the timer.
     pub fn op_start(&mut self) {
+        self.opened = true;
         self.state = State::Start;
     }
 
     /// Watchdog `stop` op; only a running watchdog is stopped.
     pub fn op_stop(&mut self) -> StopAction {
+        self.opened = false;
         if self.state != State::Running {
             return StopAction::Nothing;
         }
@@ -389,12 +394,19 @@ impl Machine {
         }
     }
     /// Firmware event notification; only meaningful after NOT_REQUIRED.
-    /// IDLE at once, so that an unregistration still pending from the
-    /// NOT_REQUIRED answer is called off ([`Machine::unregister_due`]).
+    /// The state leaves NOT_REQUIRED at once, so that an unregistration
+    /// still pending from the NOT_REQUIRED answer is called off
+    /// ([`Machine::unregister_due`]). A device the core still has open
+    /// (it stops it on unregister) is kept active: START, so its next
+    /// keepalive re-arms the firmware; any other is IDLE.
     pub fn notification(&mut self) -> NotifAction {
         if self.state == State::NotRequired {
             self.late_probe_answer = false;
-            self.state = State::Idle;
+            self.state = if self.opened {
+                State::Start
+            } else {
+                State::Idle
+            };
             NotifAction::Register
         } else {
             NotifAction::Ignore

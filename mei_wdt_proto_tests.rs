@@ -440,8 +440,9 @@ fn notification_in_every_state() {
     for v in [1, 2] {
         for s in ALL_STATES {
             let mut m = machine_in(v, s);
+            // machine_in reaches NOT_REQUIRED through an open device.
             let (want, next) = if s == State::NotRequired {
-                (NotifAction::Register, State::Idle)
+                (NotifAction::Register, State::Start)
             } else {
                 (NotifAction::Ignore, s)
             };
@@ -670,6 +671,8 @@ fn notification_after_the_unregister_work_registers_anew() {
     let mut m = machine_in(2, State::Running);
     assert_eq!(m.response(&NOT_REQ), RxAction::UnregisterLater);
     assert!(m.unregister_due());
+    // The core stops an active device when it is unregistered.
+    assert_eq!(m.op_stop(), StopAction::Nothing);
     m.unregistered();
     assert_eq!(m.notification(), NotifAction::Register);
     assert_eq!(m.state(), State::Idle);

@@ -309,10 +309,11 @@ impl Root {
     ///
     /// `file` and its data must stay valid until the root is removed.
     pub(crate) unsafe fn file<T: Sync>(&self, name: &CStr, file: &File<T>) {
-        if self.users.load(Ordering::Acquire) & Self::REMOVED == 0 {
-            // SAFETY: the root is ours (or null); the caller's promise.
-            unsafe { create_file(self.dentry.load(Ordering::Acquire), name, file) }
-        }
+        let Some(root) = self.enter() else { return };
+        // SAFETY: the root is ours and stays while we use it; the rest is
+        // the caller's promise.
+        unsafe { create_file(root, name, file) };
+        self.leave();
     }
 
     /// Removes the named files at the top of the root (waiting for
@@ -320,7 +321,8 @@ impl Root {
     pub(crate) fn remove_files(&self, names: &[&CStr]) {
         let Some(root) = self.enter() else { return };
         for name in names {
-            // SAFETY: `name` is a C string and `root` ours (or null).
+            // SAFETY: `name` is a C string and `root` ours, staying while
+            // we use it.
             unsafe { bindings::debugfs_lookup_and_remove(name.as_char_ptr(), root) };
         }
         self.leave();
@@ -342,8 +344,8 @@ impl Root {
         unsafe { bindings::debugfs_remove(dir) };
     }
 
-    /// Counts a user of the directory, unless it is being removed, and
-    /// returns it.
+    /// Counts a user of the directory, unless it is being removed or was
+    /// never created (null would be the top of debugfs), and returns it.
     fn enter(&self) -> Option<*mut bindings::dentry> {
         let mut users = self.users.load(Ordering::Acquire);
         loop {
@@ -354,7 +356,14 @@ impl Root {
                 .users
                 .compare_exchange(users, users + 1, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Some(self.dentry.load(Ordering::Acquire)),
+                Ok(_) => {
+                    let dentry = self.dentry.load(Ordering::Acquire);
+                    if dentry.is_null() {
+                        self.leave();
+                        return None;
+                    }
+                    return Some(dentry);
+                }
                 Err(now) => users = now,
             }
         }
@@ -396,7 +405,7 @@ impl Dir {
                 root: None,
             };
         };
-        // SAFETY: `name` is a C string; `parent` is null or our directory,
+        // SAFETY: `name` is a C string; `parent` is our directory,
         // kept while this `Dir` is a user of the root.
         let dentry = unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), parent) };
         Dir {

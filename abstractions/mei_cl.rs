@@ -77,15 +77,35 @@ impl Device {
     /// notification works and detaching their callbacks. Done by the
     /// abstraction after `remove` and after a failed `start`.
     fn disable(&self) {
-        // SAFETY: the client device is valid (type invariant). An error
-        // (the disconnect failed) is logged by the bus; the callbacks are
-        // detached regardless.
-        let _ = unsafe { bindings::mei_cldev_disable(self.as_raw()) };
+        let cldev = self.as_raw();
+        // An error (the disconnect failed) is logged by the bus; the
+        // callbacks are detached regardless.
+        // SAFETY: the client device is valid (type invariant).
+        let _ = unsafe { bindings::mei_cldev_disable(cldev) };
+        // The bus cancels a callback's work before it detaches the
+        // callback, so an event in between queues the work again. Events
+        // run under `device_lock`, which `mei_cldev_disable` takes after
+        // detaching: once it returns, one more cancel catches them all.
+        // SAFETY: the device is valid; a work is cancelled only if
+        // `INIT_WORK` (on registration) set its function: the bus
+        // allocates client devices zeroed.
+        unsafe {
+            for work in [
+                addr_of_mut!((*cldev).rx_work),
+                addr_of_mut!((*cldev).notif_work),
+            ] {
+                if (*work).func.is_some() {
+                    bindings::cancel_work_sync(work);
+                }
+            }
+        }
     }
 
-    /// Sends `buf` to the ME client, waiting at most `timeout_ms` for the
-    /// firmware to accept it (0 fails at once with `ETIME` unless the write
-    /// completes immediately). Returns the bytes sent.
+    /// Sends `buf` to the ME client. Waits, interruptibly and without a
+    /// bound, while the client's transmit queue is full, then at most
+    /// `timeout_ms` for the write to complete (0 fails at once with `ETIME`
+    /// unless it completes immediately); a signal ends either wait with
+    /// `EINTR`. Returns the bytes sent.
     pub(crate) fn send(&self, buf: &[u8], timeout_ms: u32) -> Result<usize> {
         // SAFETY: the client device is valid (type invariant); `buf` is
         // readable for its length.
@@ -104,8 +124,9 @@ impl Device {
         }
     }
 
-    /// Receives a pending message into `buf`; returns its length, which is
-    /// at most `buf.len()` (the bus truncates longer messages).
+    /// Receives a message into `buf`, waiting (interruptibly) for one if
+    /// none is pending, as from the rx callback there always is; returns
+    /// its length, at most `buf.len()` (the bus truncates longer messages).
     pub(crate) fn recv(&self, buf: &mut [u8]) -> Result<usize> {
         // SAFETY: the client device is valid (type invariant); `buf` is
         // writable for its length.

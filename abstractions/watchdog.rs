@@ -6,9 +6,10 @@
 //! ops table in one pinned heap allocation, so the description is per
 //! device, and the core's pointers into it stay valid until drop, which
 //! unregisters first; a registration that failed never unregisters.
-//! Operations receive shared references only. The core calls `stop`
-//! without its lock (on reboot), so only the operations it always calls
-//! under its lock get a [`Device<Locked>`], which may change the device.
+//! Operations receive shared references only. The core calls `stop` from
+//! its reboot notifier, concurrently with anything, so only the operations
+//! it never runs concurrently with each other get a
+//! [`Device<Serialized>`], which may change the device.
 
 use crate::bindings;
 use crate::device;
@@ -48,32 +49,39 @@ pub(crate) struct Info {
     pub(crate) max_timeout: u32,
 }
 
-/// The context of an operation the core always calls under its lock
-/// (`wd_data->lock`): `start`, `ping`, `set_timeout`.
-pub(crate) struct Locked;
+/// The context of `start`, `ping` and `set_timeout`: the core never runs
+/// two of them at once for a device. It calls them under its lock
+/// (`wd_data->lock`), except `start` (and a `ping` from it) in `open`,
+/// which only the device's one opener gets to, before any other operation
+/// of that opener. (Registrations made here set neither `WDOG_HW_RUNNING`
+/// nor `max_hw_heartbeat_ms`, so the core never pings on its own.)
+pub(crate) struct Serialized;
 
-/// The context of an operation the core may call without its lock: `stop`
-/// (from its reboot notifier).
+/// The context of `stop`, which the core also calls from its reboot
+/// notifier, concurrently with any operation.
 pub(crate) struct Unlocked;
 
 /// A registered watchdog device, as the core hands it to operations, in
-/// context `Ctx` ([`Locked`] or [`Unlocked`]).
+/// context `Ctx` ([`Serialized`] or [`Unlocked`]).
 ///
 /// # Invariants
 ///
 /// Wraps the `watchdog_device` of a live [`Registration`]; with
-/// `Ctx = Locked`, only while the core holds its lock for the device.
+/// `Ctx = Serialized`, only during an operation of that context.
 #[repr(transparent)]
 pub(crate) struct Device<Ctx = Unlocked>(Opaque<bindings::watchdog_device>, PhantomData<Ctx>);
 
-impl Device<Locked> {
+impl Device<Serialized> {
     /// Sets the timeout the core reports (`wdd->timeout`), as C drivers do
     /// in `start` and `set_timeout`.
     pub(crate) fn set_timeout(&self, timeout: u32) {
-        // SAFETY: the core holds its lock for the device (type invariant),
-        // which serializes every access to `timeout` but the reboot
-        // notifier's, and that one does not touch it.
-        unsafe { (*self.0.get()).timeout = timeout };
+        // Volatile, as C's `WRITE_ONCE`: sysfs' `timeout_show` reads the
+        // field without the core's lock.
+        // SAFETY: the device is valid (type invariant), and no other
+        // writer runs: the operations of this context are serialized, and
+        // the core writes `timeout` itself only before registration or for
+        // drivers without a `set_timeout` operation.
+        unsafe { core::ptr::addr_of_mut!((*self.0.get()).timeout).write_volatile(timeout) };
     }
 }
 
@@ -81,17 +89,17 @@ impl Device<Locked> {
 #[vtable]
 pub(crate) trait Operations: Send + Sync + Sized + 'static {
     /// Starts the watchdog.
-    fn start(&self, wdd: &Device<Locked>) -> Result;
+    fn start(&self, wdd: &Device<Serialized>) -> Result;
     /// Stops the watchdog; also called without the core's lock (reboot).
     fn stop(&self, _wdd: &Device) -> Result {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
     /// Pings the watchdog.
-    fn ping(&self, _wdd: &Device<Locked>) -> Result {
+    fn ping(&self, _wdd: &Device<Serialized>) -> Result {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
     /// Sets the timeout (already range-checked by the core).
-    fn set_timeout(&self, _wdd: &Device<Locked>, _timeout: u32) -> Result {
+    fn set_timeout(&self, _wdd: &Device<Serialized>, _timeout: u32) -> Result {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 }
@@ -129,7 +137,7 @@ pub(crate) struct Registration<T: Operations> {
 /// # Safety
 ///
 /// `wdd` must be the `wdd` of a registered `Inner<T>` (its drvdata), and
-/// with `Ctx = Locked` the core must hold its lock for it.
+/// with `Ctx = Serialized` the call must be one of that context's.
 unsafe fn registration<'a, T: Operations, Ctx>(
     wdd: *mut bindings::watchdog_device,
 ) -> (&'a Inner<T>, &'a Device<Ctx>) {
@@ -147,8 +155,8 @@ unsafe fn registration<'a, T: Operations, Ctx>(
 /// Called by the watchdog core with the `watchdog_device` of a live `Registration<T>`.
 unsafe extern "C" fn start_callback<T: Operations>(wdd: *mut bindings::watchdog_device) -> c_int {
     // SAFETY: the core calls ops only on registered devices, and `start`
-    // with its lock held.
-    let (reg, dev) = unsafe { registration::<T, Locked>(wdd) };
+    // in the serialized context (see `Serialized`).
+    let (reg, dev) = unsafe { registration::<T, Serialized>(wdd) };
     from_result(|| reg.data.start(dev).map(|()| 0))
 }
 
@@ -166,8 +174,8 @@ unsafe extern "C" fn stop_callback<T: Operations>(wdd: *mut bindings::watchdog_d
 ///
 /// Called by the watchdog core with the `watchdog_device` of a live `Registration<T>`.
 unsafe extern "C" fn ping_callback<T: Operations>(wdd: *mut bindings::watchdog_device) -> c_int {
-    // SAFETY: as in `start_callback` (`ping` too is called under the lock).
-    let (reg, dev) = unsafe { registration::<T, Locked>(wdd) };
+    // SAFETY: as in `start_callback`: `ping` too is serialized.
+    let (reg, dev) = unsafe { registration::<T, Serialized>(wdd) };
     from_result(|| reg.data.ping(dev).map(|()| 0))
 }
 
@@ -178,9 +186,8 @@ unsafe extern "C" fn set_timeout_callback<T: Operations>(
     wdd: *mut bindings::watchdog_device,
     timeout: c_uint,
 ) -> c_int {
-    // SAFETY: as in `start_callback` (`set_timeout` too is called under
-    // the lock).
-    let (reg, dev) = unsafe { registration::<T, Locked>(wdd) };
+    // SAFETY: as in `start_callback`: `set_timeout` too is serialized.
+    let (reg, dev) = unsafe { registration::<T, Serialized>(wdd) };
     from_result(|| reg.data.set_timeout(dev, timeout).map(|()| 0))
 }
 
@@ -258,9 +265,11 @@ impl<T: Operations> Registration<T> {
 
 impl<T: Operations> Drop for Registration<T> {
     fn drop(&mut self) {
-        // SAFETY: registered (type invariant); after this returns the core
-        // makes no more calls and holds no pointer into the memory, which
-        // is freed next.
+        // After this returns the core makes no more calls and holds no
+        // pointer into the memory, which is freed next; but for an `open`
+        // racing the unregistration, which reads `wd_data->wdd` without
+        // the core's lock: a race of the core's that every driver shares.
+        // SAFETY: registered (type invariant).
         unsafe { bindings::watchdog_unregister_device(self.inner.wdd.get()) };
     }
 }

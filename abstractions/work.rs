@@ -118,8 +118,9 @@ pub(crate) fn queue<T: WorkHandler>(owner: &Arc<T>) {
         )
     };
     if !queued {
-        // SAFETY: already queued, with a reference of its own: this one
-        // from `into_raw` above goes back.
+        // Already queued (with a reference of its own), or being
+        // cancelled: either way the work will not run for this one.
+        // SAFETY: the reference from `into_raw` above goes back.
         drop(unsafe { Arc::from_raw(raw) });
     }
 }
