@@ -55,6 +55,19 @@ const MC_START_REQ_LEN: usize = 23;
 const MC_STOP_REQ_LEN: usize = 4;
 const WDSTATE_NOT_REQUIRED: u8 = 0x1;
 
+/// The name of `value` in a table of config values and their names.
+fn name_in<T: PartialEq>(table: &[(T, &'static str)], value: T) -> &'static str {
+    table
+        .iter()
+        .find(|(v, _)| *v == value)
+        .map_or("?", |(_, n)| n)
+}
+
+/// The config value named `name` in such a table.
+fn parse_in<T: Copy>(table: &[(T, &'static str)], name: &str) -> Option<T> {
+    table.iter().find(|(_, n)| *n == name).map(|(v, _)| *v)
+}
+
 /// A fault applied to every start/ping response while configured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -95,14 +108,11 @@ const FAULTS: [(Fault, &str); 10] = [
 
 impl Fault {
     fn name(self) -> &'static str {
-        FAULTS
-            .iter()
-            .find(|(f, _)| *f == self)
-            .map_or("?", |(_, n)| n)
+        name_in(&FAULTS, self)
     }
 
     fn parse(s: &str) -> Option<Fault> {
-        FAULTS.iter().find(|(_, n)| *n == s).map(|(f, _)| *f)
+        parse_in(&FAULTS, s)
     }
 }
 
@@ -126,14 +136,11 @@ const WRITE_FAULTS: [(WriteFault, &str); 3] = [
 
 impl WriteFault {
     fn name(self) -> &'static str {
-        WRITE_FAULTS
-            .iter()
-            .find(|(f, _)| *f == self)
-            .map_or("?", |(_, n)| n)
+        name_in(&WRITE_FAULTS, self)
     }
 
     fn parse(s: &str) -> Option<WriteFault> {
-        WRITE_FAULTS.iter().find(|(_, n)| *n == s).map(|(f, _)| *f)
+        parse_in(&WRITE_FAULTS, s)
     }
 }
 

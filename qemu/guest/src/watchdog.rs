@@ -17,6 +17,7 @@ use crate::sys::{self, IntIoctl, WatchdogInfo};
 pub const IDENTITY: &str = "iamt_wdt";
 const CLASS_DIR: &str = "/sys/class/watchdog";
 
+pub const EIO: i32 = 5;
 pub const EINVAL: i32 = 22;
 pub const ENODEV: i32 = 19;
 pub const EOPNOTSUPP: i32 = 95;

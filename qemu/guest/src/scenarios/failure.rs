@@ -10,17 +10,15 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use super::{in_order, op_ok, V1, V2};
+use super::{in_order, notify_healed, op_ok, unbind, V1, V2};
 use crate::expect::{debugfs_dir, RUST_PROBE_BAD_ANSWER_LOG};
 use crate::framework::{check, check_eq, wait_until, Ctx, Driver, Outcome};
 use crate::kmod;
 use crate::kmsg;
 use crate::process;
-use crate::stub::{self, DRIVER_DIR};
-use crate::watchdog::{self, ChildOp, OpResult};
-
-const EIO: i32 = 5;
-const SIGKILL: i32 = 9;
+use crate::stub::{self, Me, DRIVER_DIR};
+use crate::sys::SIGKILL;
+use crate::watchdog::{self, ChildOp, OpResult, EIO};
 
 fn lines(v: &[&str]) -> Vec<String> {
     v.iter().map(ToString::to_string).collect()
@@ -35,12 +33,7 @@ pub fn debugfs_open_unbind(ctx: &mut Ctx) -> Outcome {
     let path = debugfs_dir(ctx.driver, &wd.parent).join("state");
     let file = File::open(&path).map_err(|e| format!("open {}: {e}", path.display()))?;
     let log = kmsg::mark()?;
-    let drv = Path::new(DRIVER_DIR);
-    stub::write_file(&drv.join("unbind"), &wd.parent)?;
-    ctx.wait_no_watchdog()?;
-    me.wait_trace("host: disconnect", ctx.t.op, |t| {
-        t.count("host: disconnect") == 1
-    })?;
+    unbind(ctx, &me, &wd.parent)?;
     let mut buf = [0u8; 64];
     let read = file.read_at(&mut buf, 0);
     ctx.log(format!("read after the unbind: {read:?}"));
@@ -50,7 +43,7 @@ pub fn debugfs_open_unbind(ctx: &mut Ctx) -> Outcome {
         Some(EIO),
     )?;
     drop(file);
-    stub::write_file(&drv.join("bind"), &wd.parent)?;
+    stub::write_file(&Path::new(DRIVER_DIR).join("bind"), &wd.parent)?;
     ctx.wait_watchdogs(1)?;
     me.settle(&ctx.t)?;
     let state = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -99,6 +92,17 @@ pub fn register_fails_v2(ctx: &mut Ctx) -> Outcome {
     register_fails(ctx, V2)
 }
 
+/// Rust only, so no golden trace (the steps are checked instead): the stub
+/// and a v2 device whose host writes complete `late` (scaled) after they
+/// arrive. Returns the device and the scaled delay.
+fn late_writes(ctx: &mut Ctx, late: Duration) -> Result<(Me, Duration), String> {
+    ctx.skip_trace();
+    ctx.load_stub()?;
+    let late = ctx.t.scale(late);
+    let config = format!("{V2} write_fault=late write_late_ms={}", late.as_millis());
+    Ok((ctx.add_me(&config)?, late))
+}
+
 /// The probe's ping reaches the firmware, which answers at once, but the
 /// write completes only after the send's bound (`ping_timeout_ms=300`):
 /// the send fails with ETIME. The answer decides: the device registers,
@@ -106,14 +110,7 @@ pub fn register_fails_v2(ctx: &mut Ctx) -> Outcome {
 /// Rust only: C's send has no bound, and the rx callback's stop-request
 /// overlapping it fails C's probe after registering (README, difference 7).
 pub fn probe_send_late(ctx: &mut Ctx) -> Outcome {
-    // Rust only: no golden trace; the steps are checked here.
-    ctx.skip_trace();
-    ctx.load_stub()?;
-    let late = ctx.t.scale(Duration::from_millis(1500));
-    let me = ctx.add_me(&format!(
-        "{V2} write_fault=late write_late_ms={}",
-        late.as_millis()
-    ))?;
+    let (me, late) = late_writes(ctx, Duration::from_millis(1500))?;
     let cldev = stub::only_wdt_client()?;
     let log = kmsg::mark()?;
     ctx.load_driver_with(&["ping_timeout_ms=300"])?;
@@ -160,14 +157,7 @@ pub fn probe_send_late(ctx: &mut Ctx) -> Outcome {
 /// firmware got the ping and answered. No watchdog may be left behind.
 /// Rust only, as `probe_send_late`.
 pub fn probe_interrupted(ctx: &mut Ctx) -> Outcome {
-    // Rust only: no golden trace; the steps are checked here.
-    ctx.skip_trace();
-    ctx.load_stub()?;
-    let late = ctx.t.scale(Duration::from_millis(3000));
-    let me = ctx.add_me(&format!(
-        "{V2} write_fault=late write_late_ms={}",
-        late.as_millis()
-    ))?;
+    let (me, late) = late_writes(ctx, Duration::from_millis(3000))?;
     let cldev = stub::only_wdt_client()?;
     let log = kmsg::mark()?;
     let insmod = process::spawn(Command::new("insmod").arg(kmod::module_path(kmod::DRIVER)?))?;
@@ -237,11 +227,7 @@ pub fn probe_bad_answer(ctx: &mut Ctx) -> Outcome {
         want,
     )?;
 
-    me.set("fault=none")?;
-    me.ctl("notify")?;
-    me.wait_trace("fw: notification", ctx.t.op, |t| {
-        t.count("fw: notification") == 1
-    })?;
+    notify_healed(ctx, &me)?;
     match ctx.driver {
         Driver::Rust => {
             ctx.wait_watchdogs(1)?;
@@ -291,13 +277,14 @@ pub fn notreq_notify(ctx: &mut Ctx) -> Outcome {
 /// Rust only: `notreq_notify` with the notification 0 to 40 ms after the
 /// NOT_REQUIRED answer, across the unregistration. However the two race,
 /// at most one iamt_wdt exists at any time, under the first one's name,
-/// and the driver's state agrees with what is registered.
+/// and the driver's state agrees with what is registered: a notification
+/// before the unregistration keeps the device, started.
 pub fn notreq_notify_sweep(ctx: &mut Ctx) -> Outcome {
     ctx.skip_trace();
     let (me, first) = ctx.setup(V2)?;
     let dir = debugfs_dir(ctx.driver, &first.parent);
     let mut wd = first.clone();
-    let mut registered = 0;
+    let (mut registered, mut kept) = (0, 0);
     for after_ms in (0..=40).step_by(4) {
         let f = wd.open()?;
         op_ok(ctx, &f, ChildOp::Keepalive)?;
@@ -326,10 +313,14 @@ pub fn notreq_notify_sweep(ctx: &mut Ctx) -> Outcome {
             state.trim()
         ));
         match (all.as_slice(), state.trim()) {
-            ([one], "state: IDLE") => {
+            // Registered anew after the unregistration.
+            ([one], "state: IDLE") if one.ino != wd.ino => {
                 wd = one.clone();
                 registered += 1;
             }
+            // The notification called the unregistration off: the same
+            // device, still started (the close after START sends nothing).
+            ([one], "state: START") if one.ino == wd.ino => kept += 1,
             ([], "state: NOT_REQUIRED") => {
                 // The notification came first and was ignored: bring the
                 // watchdog back for the next round.
@@ -341,7 +332,7 @@ pub fn notreq_notify_sweep(ctx: &mut Ctx) -> Outcome {
         me.settle(&ctx.t)?;
     }
     ctx.log(format!(
-        "re-registered by the notification in {registered} rounds"
+        "the notification re-registered the device in {registered} rounds, kept it in {kept}"
     ));
     Ok(())
 }

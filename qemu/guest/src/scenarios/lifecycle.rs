@@ -3,14 +3,12 @@
 
 use std::path::Path;
 
-use super::{op_ok, V2};
+use super::{op_ok, unbind, V2};
 use crate::framework::{check, check_eq, wait_until, Ctx, Driver, Outcome};
 use crate::kmod;
 use crate::kmsg;
-use crate::stub::{self, Me, MEI_DEVICES};
+use crate::stub::{self, Me, DRIVER_DIR, MEI_DEVICES};
 use crate::watchdog::{self, ChildOp, OpResult, ENODEV};
-
-const DRIVER_DIR: &str = "/sys/bus/mei/drivers/mei_wdt";
 
 /// After the watchdog came back: one more connect and probe in the trace.
 fn check_reprobed(ctx: &Ctx, me: &Me) -> Outcome {
@@ -46,14 +44,9 @@ pub fn unbind_bind(ctx: &mut Ctx) -> Outcome {
     check(!wd.parent.is_empty(), || {
         format!("{} has no parent device", wd.name)
     })?;
-    let drv = Path::new(DRIVER_DIR);
-    stub::write_file(&drv.join("unbind"), &wd.parent)?;
-    ctx.wait_no_watchdog()?;
-    me.wait_trace("host: disconnect", ctx.t.op, |t| {
-        t.count("host: disconnect") == 1
-    })?;
+    unbind(ctx, &me, &wd.parent)?;
     me.settle(&ctx.t)?;
-    stub::write_file(&drv.join("bind"), &wd.parent)?;
+    stub::write_file(&Path::new(DRIVER_DIR).join("bind"), &wd.parent)?;
     ctx.wait_watchdogs(1)?;
     check_reprobed(ctx, &me)?;
     check_quiet(&log)

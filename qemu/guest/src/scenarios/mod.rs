@@ -14,13 +14,14 @@ mod silent;
 mod timer;
 mod tools;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use crate::expect::FAULTS;
-use crate::framework::{Ctx, Scenario};
+use crate::framework::{Ctx, Outcome, Scenario};
 use crate::process::{self, Finished, Running};
-use crate::stub::{Me, Trace};
+use crate::stub::{self, Me, Trace};
 use crate::watchdog::{ChildOp, OpResult, WdFile};
 
 /// Stub configs: the AMT watchdog client with protocol version 1 or 2.
@@ -127,6 +128,28 @@ fn op_ok(ctx: &Ctx, f: &WdFile, op: ChildOp) -> Result<i32, String> {
         OpResult::Ok(v) => Ok(v),
         _ => Err(format!("{op:?}: {r}")),
     }
+}
+
+/// Unbinds the driver from the MEI device `cldev` and waits until its
+/// watchdog is gone and the client disconnected.
+fn unbind(ctx: &Ctx, me: &Me, cldev: &str) -> Outcome {
+    stub::write_file(&Path::new(stub::DRIVER_DIR).join("unbind"), cldev)?;
+    ctx.wait_no_watchdog()?;
+    me.wait_trace("host: disconnect", ctx.t.op, |t| {
+        t.count("host: disconnect") == 1
+    })
+    .map(|_| ())
+}
+
+/// Clears the stub's fault and has the ME notify: the firmware is well
+/// again and says so. Returns once the notification was read.
+fn notify_healed(ctx: &Ctx, me: &Me) -> Outcome {
+    me.set("fault=none")?;
+    me.ctl("notify")?;
+    me.wait_trace("fw: notification", ctx.t.op, |t| {
+        t.count("fw: notification") == 1
+    })
+    .map(|_| ())
 }
 
 /// Checks that `needles` occur in this order (each after the previous one).

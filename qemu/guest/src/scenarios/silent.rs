@@ -6,7 +6,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{op_ok, V2};
+use super::{notify_healed, op_ok, V2};
 use crate::expect::{
     debugfs_dir, fault_bound, Expected, C_UNKNOWN_PARAM_LOG, PING_TIMEOUT_PARAM, RUST_PING_TIMEOUT,
     RUST_PROBE_SILENT_LOG,
@@ -87,11 +87,7 @@ pub fn probe_silent(ctx: &mut Ctx) -> Outcome {
     me.settle(&ctx.t)?;
 
     let log = kmsg::mark()?;
-    me.set("fault=none")?;
-    me.ctl("notify")?;
-    me.wait_trace("fw: notification", ctx.t.op, |t| {
-        t.count("fw: notification") == 1
-    })?;
+    notify_healed(ctx, &me)?;
     match ctx.driver {
         Driver::Rust => {
             let wd = ctx.wait_watchdogs(1)?.remove(0);
