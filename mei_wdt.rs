@@ -162,8 +162,12 @@ impl Wdt {
     /// away (C `mei_wdt_register`).
     fn register(this: &Arc<Wdt>) -> Result {
         let mut reg = this.registration.lock();
-        if reg.is_some() || this.inner.lock().removing {
-            return Ok(());
+        {
+            let mut inner = this.inner.lock();
+            if reg.is_some() || inner.removing {
+                return Ok(());
+            }
+            inner.machine.registering();
         }
         let info = watchdog::Info {
             identity: IDENTITY,

@@ -304,6 +304,15 @@ impl Machine {
         }
     }
 
+    /// A new watchdog device is about to be registered (the old one, if
+    /// any, is gone): nobody has it open, so it starts IDLE, whatever a
+    /// notification that raced the old one's unregistration decided.
+    /// Called before the device becomes visible.
+    pub fn registering(&mut self) {
+        self.state = State::Idle;
+        self.opened = false;
+    }
+
     /// A registration returned, whether or not it worked. The state went
     /// IDLE when the registration was decided, before the device became
     /// visible: an open and a ping that land while it is being registered

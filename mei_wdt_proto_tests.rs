@@ -664,6 +664,23 @@ fn notification_before_the_unregister_work_keeps_the_device() {
     assert_eq!(m.op_stop(), StopAction::SendStop);
 }
 
+/// The notification while the unregister work is unregistering (it found
+/// the unregistration due): the device that replaces the old one starts
+/// IDLE, not in the old one's START.
+#[test]
+fn notification_during_the_unregistration_gives_an_idle_device() {
+    let mut m = machine_in(2, State::Running);
+    assert_eq!(m.response(&NOT_REQ), RxAction::UnregisterLater);
+    assert!(m.unregister_due());
+    assert_eq!(m.notification(), NotifAction::Register);
+    // The core stops the old device as it unregisters it.
+    assert_eq!(m.op_stop(), StopAction::Nothing);
+    m.unregistered();
+    m.registering();
+    assert_eq!(m.state(), State::Idle);
+    assert_eq!(m.op_ping(), PingAction::Nothing);
+}
+
 /// The same notification after the unregister work ran: a new device,
 /// IDLE until it is opened.
 #[test]
