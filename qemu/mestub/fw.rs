@@ -562,6 +562,15 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
         }
     }
 
+    /// Nothing for the host at `now` or later: no message queued (ready or
+    /// delayed) or being read, no late write pending. The timer does not
+    /// count: it only expires, silently to the host.
+    pub fn idle(&self, now: u64) -> bool {
+        self.current.is_none()
+            && self.queue.iter().all(Option::is_none)
+            && self.write_held_until.is_none_or(|at| now >= at)
+    }
+
     /// Whether the MEI core must not see writes complete at `now` (a late
     /// write is pending); the hold ends by itself at its time.
     pub fn writes_held(&mut self, now: u64) -> bool {

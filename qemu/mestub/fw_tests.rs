@@ -442,6 +442,34 @@ fn v1_firmware_does_not_answer_pings() {
 }
 
 #[test]
+fn idle_until_the_host_has_read_everything() {
+    let mut fw = connected(Config {
+        fault: Fault::Delay,
+        delay_ms: 100,
+        ..Config::default()
+    });
+    assert!(fw.idle(0));
+    ping(&mut fw, 120, 0);
+    assert!(!fw.idle(0));
+    // The credit now, the delayed response still queued: busy.
+    assert_eq!(drain(&mut fw, 0).len(), 1);
+    assert!(!fw.idle(50));
+    assert_eq!(drain(&mut fw, 100).len(), 1);
+    // The armed timer does not count.
+    assert!(fw.idle(100));
+
+    let mut late = connected(Config {
+        write_fault: WriteFault::Late,
+        write_late_ms: 300,
+        ..Config::default()
+    });
+    late.host_write(hdr(WD_ME_ADDR, HOST, 4), &[0x02, 2, 0x14, 0x10], 0);
+    drain(&mut late, 0);
+    assert!(!late.idle(299));
+    assert!(late.idle(300));
+}
+
+#[test]
 fn write_faults_deliver_the_message() {
     let stop = [0x02, 2, 0x14, 0x10];
     let mut fw = connected(Config {

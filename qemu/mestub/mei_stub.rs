@@ -615,6 +615,89 @@ fn show_trace(stub: &Stub, w: &mut dyn Write) -> core::fmt::Result {
     stub.fw.lock().write_trace(w)
 }
 
+/// Whether `work` is running (or, with `pending`, also queued).
+///
+/// # Safety
+///
+/// `work` must point to a work item that is initialised or all zero.
+unsafe fn work_busy(work: *mut bindings::work_struct, pending: bool) -> bool {
+    let mut mask = bindings::wq_misc_consts_WORK_BUSY_RUNNING;
+    if pending {
+        mask |= bindings::wq_misc_consts_WORK_BUSY_PENDING;
+    }
+    // SAFETY: the caller's promise; a zero work is neither.
+    unsafe { bindings::work_busy(work) & mask != 0 }
+}
+
+impl Stub {
+    /// What is still going on between the firmware and the host, or an
+    /// empty list: nothing queued for the host or being read, no late
+    /// write, no interrupt-thread run, no MEI core work (reset, rescan, a
+    /// timeout run) and no bus callback work of a client of this device.
+    /// The interrupt thread's queued run alone does not count: it waits
+    /// for the firmware timer, which the host does not see.
+    fn busy(&self) -> KVec<&'static str> {
+        let mut why = KVec::new();
+        let mut note = |busy: bool, what: &'static str| {
+            if busy {
+                let _ = why.push(what, GFP_KERNEL);
+            }
+        };
+        note(!self.fw.lock().idle(now_ms()), "firmware");
+        let mei = self.mei.0;
+        // SAFETY: the device and its works live until `teardown`, which
+        // removes this stub's files (and waits for their readers) first;
+        // `cl_bus_lock` guards the client list, whose devices are zeroed
+        // at allocation, so their works are initialised or zero.
+        unsafe {
+            note(
+                work_busy(addr_of_mut!((*self.service.get()).work), false),
+                "interrupt thread",
+            );
+            note(work_busy(addr_of_mut!((*mei).reset_work), true), "reset");
+            note(
+                work_busy(addr_of_mut!((*mei).bus_rescan_work), true),
+                "rescan",
+            );
+            // Queued for a second or two after each request, to time it
+            // out: only a run counts.
+            note(
+                work_busy(addr_of_mut!((*mei).timer_work.work), false),
+                "timeouts",
+            );
+            bindings::mutex_lock(addr_of_mut!((*mei).cl_bus_lock));
+            let head = addr_of_mut!((*mei).device_list);
+            let mut link = (*head).next;
+            let mut clients = false;
+            while link != head {
+                let cldev = link
+                    .cast::<u8>()
+                    .sub(offset_of!(bindings::mei_cl_device, bus_list))
+                    .cast::<bindings::mei_cl_device>();
+                clients |= work_busy(addr_of_mut!((*cldev).rx_work), true)
+                    || work_busy(addr_of_mut!((*cldev).notif_work), true);
+                link = (*link).next;
+            }
+            bindings::mutex_unlock(addr_of_mut!((*mei).cl_bus_lock));
+            note(clients, "client callbacks");
+        }
+        why
+    }
+}
+
+/// What the `idle` file shows: `idle`, or `busy:` and what is going on.
+fn show_idle(stub: &Stub, w: &mut dyn Write) -> core::fmt::Result {
+    let why = stub.busy();
+    if why.is_empty() {
+        return writeln!(w, "idle");
+    }
+    write!(w, "busy:")?;
+    for what in why.iter() {
+        write!(w, " {what}")?;
+    }
+    writeln!(w)
+}
+
 /// What the `timer` file shows.
 fn show_timer(stub: &Stub, w: &mut dyn Write) -> core::fmt::Result {
     stub.fw.lock().write_timer(w)
@@ -775,7 +858,7 @@ impl Registry {
         let name = CString::try_from_fmt(kernel::fmt!("me{index}"))?;
         let dir = debugfs::Dir::new(&name, &ROOT);
         let data: *const Stub = &*stub;
-        let mut files = KVec::with_capacity(4, GFP_KERNEL)?;
+        let mut files = KVec::with_capacity(5, GFP_KERNEL)?;
         files.push(
             File::new(data, Some(show_config), Some(store_config)),
             GFP_KERNEL,
@@ -783,11 +866,13 @@ impl Registry {
         files.push(File::new(data, None, Some(stub_ctl)), GFP_KERNEL)?;
         files.push(File::new(data, Some(show_trace), None), GFP_KERNEL)?;
         files.push(File::new(data, Some(show_timer), None), GFP_KERNEL)?;
+        files.push(File::new(data, Some(show_idle), None), GFP_KERNEL)?;
         let names = [
             c_str!("config"),
             c_str!("ctl"),
             c_str!("trace"),
             c_str!("timer"),
+            c_str!("idle"),
         ];
         for (name, file) in names.iter().zip(files.iter()) {
             // SAFETY: the stub (pinned) owns the entries (a heap buffer

@@ -73,8 +73,6 @@ pub struct Timeouts {
     pub probe: Duration,
     /// An operation on the device that should complete promptly.
     pub op: Duration,
-    /// How long the trace must stay unchanged to count as settled.
-    pub quiet: Duration,
     pub settle_max: Duration,
     /// How long to wait before concluding that something did not happen.
     pub absent: Duration,
@@ -92,7 +90,6 @@ impl Timeouts {
             factor,
             probe: s(10_000),
             op: s(5_000),
-            quiet: s(250),
             settle_max: s(10_000),
             absent: s(500),
         }

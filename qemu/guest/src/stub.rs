@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use crate::framework::{wait_until, Timeouts, POLL};
 
 pub const STUB_DIR: &str = "/sys/kernel/debug/mei_stub";
+/// Polls in a row that must find the stub idle for [`Me::settle`].
+const IDLE_POLLS: u32 = 3;
 pub const MEI_DEVICES: &str = "/sys/bus/mei/devices";
 /// The MEI bus driver directory of mei_wdt (bind, unbind).
 pub const DRIVER_DIR: &str = "/sys/bus/mei/drivers/mei_wdt";
@@ -194,24 +196,36 @@ impl Me {
         })
     }
 
-    /// Waits until the trace has stopped changing, so that the next step's
-    /// messages cannot interleave with this one's.
+    /// `idle`, or `busy: <what is going on>` (see the stub's `idle` file).
+    pub fn idle_state(&self) -> Result<String, String> {
+        read_file(&self.dir.join("idle")).map(|s| s.trim_end().to_string())
+    }
+
+    /// Waits until the firmware and the host are done with each other, so
+    /// that the next step's messages cannot interleave with this one's:
+    /// the stub says it is idle (nothing queued for the host, no late
+    /// write, no MEI core or bus callback work), [`IDLE_POLLS`] times in a
+    /// row with the trace unchanged. Returns that trace.
     pub fn settle(&self, t: &Timeouts) -> Result<Trace, String> {
         let deadline = Instant::now() + t.settle_max;
         let mut last = self.trace()?;
-        let mut since = Instant::now();
+        let mut idle_polls = 0;
         loop {
             thread::sleep(POLL);
+            let state = self.idle_state()?;
             let now = self.trace()?;
-            if now != last {
+            if now != last || state != "idle" {
                 last = now;
-                since = Instant::now();
-            } else if since.elapsed() >= t.quiet {
-                return Ok(last);
+                idle_polls = 0;
+            } else {
+                idle_polls += 1;
+                if idle_polls >= IDLE_POLLS {
+                    return Ok(last);
+                }
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "{} trace kept changing for {:.1} s:\n{}",
+                    "{} not idle within {:.1} s ({state}); trace:\n{}",
                     self.name(),
                     t.settle_max.as_secs_f64(),
                     last.text
