@@ -568,7 +568,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
     pub fn idle(&self, now: u64) -> bool {
         self.current.is_none()
             && self.queue.iter().all(Option::is_none)
-            && self.write_held_until.is_none_or(|at| now >= at)
+            && !matches!(self.write_held_until, Some(at) if now < at)
     }
 
     /// Whether the MEI core must not see writes complete at `now` (a late
