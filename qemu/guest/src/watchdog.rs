@@ -176,6 +176,12 @@ impl WdFile {
 
     /// Runs `op` on this open file in a child process, killed after `bound`.
     pub fn bounded(&self, op: ChildOp, bound: Duration) -> Result<Timed, String> {
+        self.start(op)?.finish(bound)
+    }
+
+    /// Starts `op` on this open file in a child process; [`PendingOp::finish`]
+    /// waits for it.
+    pub fn start(&self, op: ChildOp) -> Result<PendingOp, String> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
         let fd = self.file.as_raw_fd();
         let mut cmd = Command::new(exe);
@@ -185,14 +191,33 @@ impl WdFile {
         sys::set_inheritable(&self.file, true).map_err(|e| format!("fcntl: {e}"))?;
         let spawned = process::spawn(&mut cmd);
         sys::set_inheritable(&self.file, false).map_err(|e| format!("fcntl: {e}"))?;
-        let done = spawned?.finish(bound);
+        Ok(PendingOp {
+            child: spawned?,
+            op,
+            node: self.node.clone(),
+        })
+    }
+}
+
+/// An operation running in a child process ([`WdFile::start`]).
+pub struct PendingOp {
+    child: process::Running,
+    op: ChildOp,
+    node: PathBuf,
+}
+
+impl PendingOp {
+    /// Waits for the operation, killing it after `bound`.
+    pub fn finish(self, bound: Duration) -> Result<Timed, String> {
+        let (op, node) = (self.op, self.node);
+        let done = self.child.finish(bound);
         let result = if done.hung() {
             OpResult::Hang
         } else {
             parse_child_output(&done.stdout).ok_or_else(|| {
                 format!(
                     "{op:?} child on {} failed ({:?}): {}{}",
-                    self.node.display(),
+                    node.display(),
                     done.status,
                     done.stdout,
                     done.stderr
@@ -202,7 +227,7 @@ impl WdFile {
         if done.unkillable {
             return Err(format!(
                 "{op:?} on {} hung and survived SIGKILL (uninterruptible wait)",
-                self.node.display()
+                node.display()
             ));
         }
         Ok(Timed {

@@ -336,3 +336,73 @@ pub fn notreq_notify_sweep(ctx: &mut Ctx) -> Outcome {
     ));
     Ok(())
 }
+
+/// The device is unbound while a keepalive waits for an answer that the
+/// firmware dropped: remove frees the waiter (both drivers), which returns
+/// at once, success in C, ENODEV in Rust (the device is going away); the
+/// watchdog core then stops the running watchdog as it unregisters it.
+pub fn remove_while_ping_waits(ctx: &mut Ctx) -> Outcome {
+    let (me, wd) = ctx.setup(V2)?;
+    let f = wd.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    me.settle(&ctx.t)?;
+    me.set("fault=drop")?;
+    let ping = f.start(ChildOp::Keepalive)?;
+    me.wait_trace("the dropped answer", ctx.t.op, |t| {
+        t.count("fw: start-response dropped") == 1
+    })?;
+    me.set("fault=none")?;
+    let log = kmsg::mark()?;
+    unbind(ctx, &me, &wd.parent)?;
+    let r = ping.finish(ctx.t.op)?;
+    ctx.log(format!("keepalive waiting across the unbind: {r}"));
+    let want = match ctx.driver {
+        Driver::C => OpResult::Ok(0),
+        Driver::Rust => OpResult::Errno(watchdog::ENODEV),
+    };
+    check_eq("keepalive waiting across the unbind", r.result, want)?;
+    drop(f);
+    let t = me.settle(&ctx.t)?;
+    in_order(
+        &t,
+        &[
+            "fw: start-response dropped",
+            "stop-request",
+            "host: disconnect",
+        ],
+    )?;
+    check_eq("mei_wdt kernel log lines", log.driver_lines()?, vec![])
+}
+
+/// rmmod while /dev/watchdogN is open: the watchdog core holds the module
+/// (its `owner`), so the unload fails and changes nothing; after the close
+/// it works.
+pub fn rmmod_open(ctx: &mut Ctx) -> Outcome {
+    let (me, wd) = ctx.setup(V2)?;
+    let f = wd.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    me.settle(&ctx.t)?;
+    let out = Command::new("rmmod")
+        .arg(kmod::DRIVER)
+        .output()
+        .map_err(|e| format!("rmmod: {e}"))?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ctx.log(format!("rmmod while open: {} {}", out.status, err.trim()));
+    check(!out.status.success(), || {
+        "rmmod succeeded while the device was open".into()
+    })?;
+    check(err.contains("Resource temporarily unavailable"), || {
+        format!("rmmod while open: {err}")
+    })?;
+    check(kmod::is_loaded(kmod::DRIVER), || {
+        "mei_wdt unloaded while open".into()
+    })?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    drop(f);
+    me.wait_trace("a stop-request on close", ctx.t.op, |t| {
+        t.count("stop-request") == 2
+    })?;
+    ctx.unload_driver()?;
+    ctx.wait_no_watchdog()?;
+    me.settle(&ctx.t).map(|_| ())
+}

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{op_ok, unbind, V2};
+use super::{op_ok, unbind, V1, V2};
 use crate::framework::{check, check_eq, wait_until, Ctx, Driver, Outcome};
 use crate::kmod;
 use crate::kmsg;
@@ -152,10 +152,13 @@ pub fn reset_open(ctx: &mut Ctx) -> Outcome {
     check_log(&log, &want)
 }
 
-/// Two ME devices: two watchdogs, each talking only to its own ME.
+/// Two ME devices, one with a v2 and one with a v1 watchdog client: two
+/// watchdogs, each talking only to its own ME, each with its own firmware
+/// version (C has one `watchdog_info` for all, the last probe's).
 pub fn two_devices(ctx: &mut Ctx) -> Outcome {
     ctx.load_stub()?;
-    let mes = [ctx.add_me(V2)?, ctx.add_me(V2)?];
+    let versions = [2, 1];
+    let mes = [ctx.add_me(V2)?, ctx.add_me(V1)?];
     ctx.load_driver()?;
     let wds = ctx.wait_watchdogs(2)?;
     for me in &mes {
@@ -191,12 +194,25 @@ pub fn two_devices(ctx: &mut Ctx) -> Outcome {
             mes[pinged[0]].name()
         ));
         owners.push(pinged[0]);
+        let want = match ctx.driver {
+            Driver::Rust => versions[pinged[0]],
+            // The last probe's version: the v1 device probes second.
+            Driver::C => 1,
+        };
+        check_eq(
+            &format!("{} fw_version", wd.name),
+            wd.attr("fw_version")?,
+            want.to_string(),
+        )?;
     }
     check(owners[0] != owners[1], || {
         "both watchdogs talk to the same ME".into()
     })?;
-    for me in &mes {
+    // v2: the probe's ping and stop, then the keepalive's and the
+    // close's; v1 probes silently.
+    for (me, v) in mes.iter().zip(versions) {
         let t = me.trace()?;
+        let requests = if v == 2 { 2 } else { 1 };
         check_eq(
             &format!("{} host: connect lines", me.name()),
             t.count("host: connect"),
@@ -205,12 +221,12 @@ pub fn two_devices(ctx: &mut Ctx) -> Outcome {
         check_eq(
             &format!("{} start-request lines", me.name()),
             t.count("start-request"),
-            2,
+            requests,
         )?;
         check_eq(
             &format!("{} stop-request lines", me.name()),
             t.count("stop-request"),
-            2,
+            requests,
         )?;
     }
     Ok(())

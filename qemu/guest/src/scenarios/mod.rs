@@ -59,6 +59,8 @@ pub fn all() -> Vec<Scenario> {
         Scenario::new("probe_bad_answer", failure::probe_bad_answer),
         Scenario::new("notreq_notify", failure::notreq_notify),
         Scenario::rust_only("notreq_notify_sweep", failure::notreq_notify_sweep),
+        Scenario::new("remove_while_ping_waits", failure::remove_while_ping_waits),
+        Scenario::new("rmmod_open", failure::rmmod_open),
     ];
     v.extend(
         FAULTS
@@ -67,6 +69,7 @@ pub fn all() -> Vec<Scenario> {
     );
     v.extend([
         Scenario::new("ping_timeout_param", silent::ping_timeout_param),
+        Scenario::rust_only("ping_timeout_clamp", silent::ping_timeout_clamp),
         Scenario::new("timer_expiry", timer::timer_expiry),
         Scenario::new("timer_clean_stop", timer::timer_clean_stop),
         Scenario::new("wdctl", tools::wdctl),

@@ -199,3 +199,25 @@ pub fn ping_timeout_param(ctx: &mut Ctx) -> Outcome {
     })?;
     me.settle(&ctx.t).map(|_| ())
 }
+
+/// Rust only: a `ping_timeout_ms` outside 100..60000 is used clamped. 0
+/// and 50 wait 100 ms (0 would make every send fail at once), 10^6 a minute
+/// at most (not waited for here: an answered keepalive works).
+pub fn ping_timeout_clamp(ctx: &mut Ctx) -> Outcome {
+    ctx.skip_trace();
+    let (me, wd) = ctx.setup(V2)?;
+    let param = Path::new(PING_TIMEOUT_PARAM);
+    let f = wd.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    me.settle(&ctx.t)?;
+    me.set("fault=drop")?;
+    for value in ["0", "50"] {
+        stub::write_file(param, value)?;
+        dropped_keepalive(ctx, &me, &f, Duration::from_millis(100))?;
+    }
+    me.set("fault=none")?;
+    stub::write_file(param, "1000000")?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    drop(f);
+    me.settle(&ctx.t).map(|_| ())
+}
