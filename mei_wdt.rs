@@ -179,7 +179,7 @@ impl Wdt {
             min_timeout: proto::MIN_TIMEOUT.into(),
             max_timeout: proto::MAX_TIMEOUT.into(),
         };
-        let res = watchdog::Registration::new(this.dev(), &info, this.clone(), &THIS_MODULE)
+        watchdog::Registration::new(this.dev(), &info, this.clone(), &THIS_MODULE)
             .map(|r| *reg = Some(r))
             .inspect_err(|e| {
                 dev_err!(
@@ -187,9 +187,7 @@ impl Wdt {
                     "unable to register watchdog device: {}\n",
                     e.to_errno()
                 )
-            });
-        this.inner.lock().machine.registered();
-        res
+            })
     }
 
     /// Unregisters the watchdog device, if registered; `if_due`: only if

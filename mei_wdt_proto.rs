@@ -198,7 +198,7 @@ pub enum ProbeAction {
     /// (handled by [`Machine::response`]) decides whether to register.
     Ping,
     /// Protocol v1 (no responses): register the watchdog device now (the
-    /// state is IDLE already), then call [`Machine::registered`].
+    /// state is IDLE already), calling [`Machine::registering`] first.
     Register,
 }
 
@@ -240,7 +240,7 @@ pub enum RxAction {
     /// waits on the watchdog core lock held by the pinging thread).
     UnregisterLater,
     /// Send a stop request (result ignored, as in C), register the watchdog
-    /// device (the state is IDLE already) and call [`Machine::registered`].
+    /// device (the state is IDLE already) calling [`Machine::registering`] first.
     StopAndRegister,
     /// Unexpected response for the current state: warn with
     /// [`Machine::state`].
@@ -252,7 +252,7 @@ pub enum RxAction {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NotifAction {
     /// Firmware wants the watchdog again: register it unless it still is
-    /// (the state is IDLE already), then call [`Machine::registered`].
+    /// (the state is IDLE already), calling [`Machine::registering`] first.
     Register,
     /// Nothing to do.
     Ignore,
@@ -307,18 +307,13 @@ impl Machine {
     /// A new watchdog device is about to be registered (the old one, if
     /// any, is gone): nobody has it open, so it starts IDLE, whatever a
     /// notification that raced the old one's unregistration decided.
-    /// Called before the device becomes visible.
+    /// Called before the device becomes visible, so that an open and a
+    /// ping that land while it is being registered are kept. (C sets IDLE
+    /// after `watchdog_register_device()` and forgets them.)
     pub fn registering(&mut self) {
         self.state = State::Idle;
         self.opened = false;
     }
-
-    /// A registration returned, whether or not it worked. The state went
-    /// IDLE when the registration was decided, before the device became
-    /// visible: an open and a ping that land while it is being registered
-    /// are kept. (C sets IDLE here, after `watchdog_register_device()`,
-    /// and forgets them.)
-    pub fn registered(&mut self) {}
 
     /// Watchdog `start` op: nothing is sent, the first ping starts the timer.
     pub fn op_start(&mut self) {

@@ -35,7 +35,7 @@ fn machine_in(version: u8, target: State) -> Machine {
     if m.probe() == ProbeAction::Ping {
         assert_eq!(m.response(&OK), RxAction::StopAndRegister);
     }
-    m.registered();
+    m.registering();
     if target == State::Idle {
         return m;
     }
@@ -309,12 +309,12 @@ fn probe_in_every_state() {
 }
 
 #[test]
-fn registered_in_every_state() {
+fn registering_in_every_state() {
     for v in [1, 2] {
         for s in ALL_STATES {
             let mut m = machine_in(v, s);
-            m.registered();
-            assert_eq!(m.state(), s, "from {s}");
+            m.registering();
+            assert_eq!(m.state(), State::Idle, "from {s}");
         }
     }
 }
@@ -478,7 +478,7 @@ fn flow_v2() {
     // IDLE before the device is registered (and visible).
     assert_eq!(m.response(&OK), RxAction::StopAndRegister);
     assert_eq!(m.state(), State::Idle);
-    m.registered();
+    m.registering();
     assert_eq!(m.state(), State::Idle);
 
     // open: start op, then the core's first ping.
@@ -513,7 +513,7 @@ fn flow_v2() {
     // Firmware wants the watchdog again.
     assert_eq!(m.notification(), NotifAction::Register);
     assert_eq!(m.state(), State::Idle);
-    m.registered();
+    m.registering();
     assert_eq!(m.state(), State::Idle);
     assert_eq!(m.notification(), NotifAction::Ignore);
 }
@@ -528,7 +528,7 @@ fn flow_v2_not_required_at_probe() {
     // A late or duplicate response is a wrong-state warning.
     assert_eq!(m.response(&OK), RxAction::WrongState);
     assert_eq!(m.notification(), NotifAction::Register);
-    m.registered();
+    m.registering();
     assert_eq!(m.state(), State::Idle);
 }
 
@@ -538,7 +538,7 @@ fn flow_v1() {
     let mut m = Machine::new(1);
     assert!(!m.resp_required());
     assert_eq!(m.probe(), ProbeAction::Register);
-    m.registered();
+    m.registering();
     assert_eq!(m.state(), State::Idle);
     m.op_start();
     assert_eq!(m.op_ping(), PingAction::Send { wait: false });
@@ -564,7 +564,7 @@ fn probe_timeout_waits_for_a_notification() {
     m.probe_timed_out();
     assert_eq!(m.state(), State::NotRequired);
     assert_eq!(m.notification(), NotifAction::Register);
-    m.registered();
+    m.registering();
     assert_eq!(m.state(), State::Idle);
 }
 
@@ -576,14 +576,14 @@ fn probe_timeout_after_an_answer_changes_nothing() {
         match answered {
             State::Idle => {
                 let _ = m.response(&OK);
-                m.registered();
+                m.registering();
             }
             State::NotRequired => {
                 let _ = m.response(&NOT_REQ);
             }
             _ => {
                 let _ = m.response(&OK);
-                m.registered();
+                m.registering();
                 m.op_start();
                 let _ = m.op_ping();
             }
@@ -605,7 +605,7 @@ fn probe_timed_out() -> Machine {
 fn late_probe_answer_registers() {
     let mut m = probe_timed_out();
     assert_eq!(m.response(&OK), RxAction::StopAndRegister);
-    m.registered();
+    m.registering();
     assert_eq!(m.state(), State::Idle);
     // Only the first answer counts as the probe's.
     assert_eq!(m.response(&OK), RxAction::WrongState);
@@ -623,7 +623,7 @@ fn late_probe_answer_not_required_stays_not_required() {
 fn notification_after_probe_timeout_ends_the_wait_for_a_late_answer() {
     let mut m = probe_timed_out();
     assert_eq!(m.notification(), NotifAction::Register);
-    m.registered();
+    m.registering();
     assert_eq!(m.response(&OK), RxAction::WrongState);
 }
 
@@ -641,9 +641,11 @@ fn ops_during_registration_are_kept() {
         } else {
             assert_eq!(m.probe(), ProbeAction::Register);
         }
+        m.registering();
+        // The device is visible from here on, before its registration
+        // returns.
         m.op_start();
         assert_eq!(m.op_ping(), PingAction::Send { wait: v == 2 });
-        m.registered();
         assert_eq!(m.state(), State::Running, "v{v}");
         assert_eq!(m.op_stop(), StopAction::SendStop, "v{v}");
     }
