@@ -207,6 +207,23 @@ pub struct PendingOp {
 }
 
 impl PendingOp {
+    /// SIGKILLs the child and waits up to `bound` for it to die; returns
+    /// how long that took, or an error if it did not.
+    pub fn kill(self, bound: Duration) -> Result<Duration, String> {
+        self.child.signal(sys::SIGKILL)?;
+        let killed = std::time::Instant::now();
+        let done = self.child.finish(bound);
+        match done.status {
+            Some(_) => Ok(killed.elapsed()),
+            None => Err(format!(
+                "{:?} on {} did not die from SIGKILL within {:.1} s",
+                self.op,
+                self.node.display(),
+                bound.as_secs_f64()
+            )),
+        }
+    }
+
     /// Waits for the operation, killing it after `bound`.
     pub fn finish(self, bound: Duration) -> Result<Timed, String> {
         let (op, node) = (self.op, self.node);

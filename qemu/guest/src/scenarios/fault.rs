@@ -1,12 +1,14 @@
 //! Malformed, late or missing ping responses (see expect.rs for what each
 //! driver is expected to do and print).
 
-use crate::expect::{fault_bound, FaultCase, RUST_PING_TIMEOUT};
-use crate::framework::{check_eq, Ctx, Outcome};
-use crate::kmsg;
-use crate::watchdog::ChildOp;
+use std::time::Duration;
 
-use super::V2;
+use crate::expect::{fault_bound, Expected, FaultCase, RUST_PING_TIMEOUT};
+use crate::framework::{check_eq, Ctx, Driver, Outcome};
+use crate::kmsg;
+use crate::watchdog::{ChildOp, ETIMEDOUT};
+
+use super::{op_ok, V2};
 
 pub fn fault(ctx: &mut Ctx, case: &FaultCase) -> Outcome {
     let (me, wd) = ctx.setup(V2)?;
@@ -35,4 +37,71 @@ pub fn fault(ctx: &mut Ctx, case: &FaultCase) -> Outcome {
             .map(ToString::to_string)
             .collect(),
     )
+}
+
+/// A keepalive waiting for a dropped answer is killed: the wait is
+/// killable in both drivers, so the process dies at once, and the next
+/// keepalive works.
+pub fn sigkill_during_wait(ctx: &mut Ctx) -> Outcome {
+    let (me, wd) = ctx.setup(V2)?;
+    let f = wd.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    me.settle(&ctx.t)?;
+    me.set("fault=drop")?;
+    let ping = f.start(ChildOp::Keepalive)?;
+    me.wait_trace("the dropped answer", ctx.t.op, |t| {
+        t.count("fw: start-response dropped") == 1
+    })?;
+    let took = ping.kill(ctx.t.op)?;
+    ctx.log(format!(
+        "the waiting keepalive died {:.2} s after SIGKILL",
+        took.as_secs_f64()
+    ));
+    me.set("fault=none")?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    drop(f);
+    me.wait_trace("a stop-request on close", ctx.t.op, |t| {
+        t.count("stop-request") == 2
+    })?;
+    me.settle(&ctx.t).map(|_| ())
+}
+
+/// The answer to a keepalive comes after the Rust driver's bound (500 ms
+/// here): Rust's keepalive fails with ETIMEDOUT, C's waits for it. The late
+/// answer must not count for the next keepalive, which waits for its own
+/// (delayed 300 ms) answer in both drivers.
+pub fn late_answer_then_ping(ctx: &mut Ctx) -> Outcome {
+    ctx.load_stub()?;
+    let me = ctx.add_me(V2)?;
+    ctx.load_driver_with(&["ping_timeout_ms=500"])?;
+    let wd = ctx.wait_watchdogs(1)?.remove(0);
+    me.settle(&ctx.t)?;
+    let f = wd.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    me.settle(&ctx.t)?;
+    let log = kmsg::mark()?;
+    let bound = Duration::from_millis(500);
+    me.set("fault=delay delay_ms=1000")?;
+    let r = f.bounded(ChildOp::Keepalive, fault_bound(ctx.driver, bound, &ctx.t))?;
+    ctx.log(format!("keepalive answered after 1 s: {r}"));
+    let want = match ctx.driver {
+        Driver::C => Expected::OkAfter(Duration::from_millis(1000)),
+        Driver::Rust => Expected::FailsAtBound(ETIMEDOUT),
+    };
+    want.check(&r, bound, &ctx.t)?;
+    me.wait_trace("the late answer", ctx.t.op, |t| {
+        t.count("start-response") == 3
+    })?;
+    me.set("delay_ms=300")?;
+    let r = f.bounded(ChildOp::Keepalive, ctx.t.op)?;
+    ctx.log(format!("the next keepalive: {r}"));
+    Expected::OkAfter(Duration::from_millis(300)).check(&r, bound, &ctx.t)?;
+    me.set("fault=none")?;
+    drop(f);
+    me.settle(&ctx.t)?;
+    let want_log = match ctx.driver {
+        Driver::C => vec![],
+        Driver::Rust => vec!["no ping response from the firmware in 500 ms".to_string()],
+    };
+    check_eq("mei_wdt kernel log lines", log.driver_lines()?, want_log)
 }

@@ -70,6 +70,8 @@ pub fn all() -> Vec<Scenario> {
     v.extend([
         Scenario::new("ping_timeout_param", silent::ping_timeout_param),
         Scenario::rust_only("ping_timeout_clamp", silent::ping_timeout_clamp),
+        Scenario::new("sigkill_during_wait", fault::sigkill_during_wait),
+        Scenario::new("late_answer_then_ping", fault::late_answer_then_ping),
         Scenario::new("timer_expiry", timer::timer_expiry),
         Scenario::new("timer_clean_stop", timer::timer_clean_stop),
         Scenario::new("wdctl", tools::wdctl),
