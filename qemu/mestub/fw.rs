@@ -14,8 +14,9 @@ use core::ops::DerefMut;
 
 /// Size of one MEI slot in bytes.
 pub const SLOT_SIZE: usize = 4;
-/// Largest message payload the stub queues (HBM and client).
-pub const MAX_MSG: usize = 64;
+/// Largest message payload the stub queues (HBM and client): above the
+/// watchdog client's MTU, so an answer can overflow the host's buffer.
+pub const MAX_MSG: usize = 128;
 /// Client MTU advertised for the watchdog client.
 pub const WD_MTU: u32 = 64;
 /// ME address of the AMT watchdog client.
@@ -91,9 +92,11 @@ pub enum Fault {
     WrongSubcommand,
     /// Nonzero status byte.
     BadStatus,
+    /// A good start response cut or zero-padded to `answer_len` bytes.
+    Length,
 }
 
-const FAULTS: [(Fault, &str); 10] = [
+const FAULTS: [(Fault, &str); 11] = [
     (Fault::None, "none"),
     (Fault::Drop, "drop"),
     (Fault::Delay, "delay"),
@@ -104,6 +107,7 @@ const FAULTS: [(Fault, &str); 10] = [
     (Fault::WrongVersion, "wrong_version"),
     (Fault::WrongSubcommand, "wrong_subcommand"),
     (Fault::BadStatus, "bad_status"),
+    (Fault::Length, "length"),
 ];
 
 impl Fault {
@@ -181,6 +185,13 @@ pub struct Config {
     /// Send a notification this many ms after each start response (with
     /// notifications enabled), or never if `None`.
     pub notify_after_ms: Option<u32>,
+    /// Length of the answer for [`Fault::Length`], at most [`MAX_MSG`].
+    pub answer_len: usize,
+    /// Refuse the watchdog client's connect requests (`NOT_ALLOWED`).
+    pub connect_refused: bool,
+    /// Fail the host's flow-control writes for the watchdog client (the
+    /// read requests a registered rx callback starts) with `-EIO`.
+    pub read_fault: bool,
 }
 
 impl Default for Config {
@@ -197,6 +208,9 @@ impl Default for Config {
             write_fault: WriteFault::None,
             write_late_ms: 0,
             notify_after_ms: None,
+            answer_len: 6,
+            connect_refused: false,
+            read_fault: false,
         }
     }
 }
@@ -261,6 +275,14 @@ impl Config {
                         v => Some(parse_u32(v)?),
                     }
                 }
+                "answer_len" => {
+                    new.answer_len = parse_u32(val)? as usize;
+                    if new.answer_len > MAX_MSG {
+                        return Err(ConfigError::BadValue);
+                    }
+                }
+                "connect_refused" => new.connect_refused = parse_bool(val)?,
+                "read_fault" => new.read_fault = parse_bool(val)?,
                 _ => return Err(ConfigError::UnknownKey),
             }
         }
@@ -281,9 +303,12 @@ impl Config {
         writeln!(w, "write_fault={}", self.write_fault.name())?;
         writeln!(w, "write_late_ms={}", self.write_late_ms)?;
         match self.notify_after_ms {
-            Some(ms) => writeln!(w, "notify_after_ms={ms}"),
-            None => writeln!(w, "notify_after_ms=off"),
+            Some(ms) => writeln!(w, "notify_after_ms={ms}")?,
+            None => writeln!(w, "notify_after_ms=off")?,
         }
+        writeln!(w, "answer_len={}", self.answer_len)?;
+        writeln!(w, "connect_refused={}", self.connect_refused as u8)?;
+        writeln!(w, "read_fault={}", self.read_fault as u8)
     }
 }
 
@@ -368,6 +393,8 @@ enum Event {
     FwNoAnswer,
     /// The host's write was reported failed (arg 0) or late (arg 1).
     WriteFaulted,
+    /// The host's flow-control write for the client was reported failed.
+    ReadFaulted,
 }
 
 /// One trace record. The trace storage is a slice of `Option<Record>`
@@ -535,6 +562,16 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
         };
         let payload = &payload[..len.min(payload.len())];
         if me_addr == 0 && host_addr == 0 {
+            if self.config.read_fault
+                && payload.first() == Some(&FLOW_CONTROL)
+                && payload.get(1) == Some(&WD_ME_ADDR)
+                && self
+                    .wd_host_addr
+                    .is_some_and(|h| payload.get(2) == Some(&h))
+            {
+                self.record(Event::ReadFaulted, 0, &[]);
+                return WriteResult::Error;
+            }
             self.hbm(payload, now);
         } else if me_addr == WD_ME_ADDR {
             let connected = self.wd_host_addr == Some(host_addr);
@@ -633,6 +670,8 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
                 let (me, host) = (byte(1), byte(2));
                 let status = if me != WD_ME_ADDR || !self.enumerated.wd {
                     HBMS_CLIENT_NOT_FOUND
+                } else if self.config.connect_refused {
+                    HBMS_NOT_ALLOWED
                 } else if self.wd_host_addr.is_some() {
                     HBMS_ALREADY_EXISTS
                 } else {
@@ -734,7 +773,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
         };
         let good = [MC_COMMAND, 4, MC_START_RES, MC_VERSION, 0, wdstate];
         let mut ready_at = now;
-        let mut buf = [0u8; 10];
+        let mut buf = [0u8; MAX_MSG];
         let body: &[u8] = match self.config.fault {
             Fault::None => &good,
             Fault::Drop => {
@@ -750,7 +789,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
             Fault::Oversize => {
                 buf[..6].copy_from_slice(&good);
                 buf[1] = 8;
-                &buf
+                &buf[..10]
             }
             Fault::WrongCommand => {
                 buf[..6].copy_from_slice(&good);
@@ -771,6 +810,15 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
                 buf[..6].copy_from_slice(&good);
                 buf[4] = 1;
                 &buf[..6]
+            }
+            Fault::Length => {
+                let n = self.config.answer_len;
+                buf[..6].copy_from_slice(&good);
+                if n > 6 {
+                    // The header's byte count covers the padding.
+                    buf[1] = (n - 2).min(255) as u8;
+                }
+                &buf[..n]
             }
         };
         let _ = self.push(Msg::new(WD_ME_ADDR, host_addr, body), ready_at, true);
@@ -914,6 +962,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
                 Event::FwNoAnswer => writeln!(w, "fw: no start-response (v1)")?,
                 Event::WriteFaulted if r.arg == 0 => writeln!(w, "fw: write reported failed")?,
                 Event::WriteFaulted => writeln!(w, "fw: write completion late")?,
+                Event::ReadFaulted => writeln!(w, "fw: flow-control write reported failed")?,
             }
         }
         Ok(())

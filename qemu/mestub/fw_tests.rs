@@ -218,6 +218,75 @@ fn every_fault_class() {
 }
 
 #[test]
+fn answers_of_any_length() {
+    for (len, want) in [
+        (0, &[][..]),
+        (4, &[2, 4, 0x83, 0x10][..]),
+        (5, &[2, 4, 0x83, 0x10, 0][..]),
+        (6, &[2, 4, 0x83, 0x10, 0, 0][..]),
+    ] {
+        let mut fw = connected(Config {
+            fault: Fault::Length,
+            answer_len: len,
+            ..Config::default()
+        });
+        ping(&mut fw, 120, 0);
+        let msgs = drain(&mut fw, 0);
+        assert_eq!(msgs.last().unwrap().2, want, "{len}");
+    }
+    for len in [17, 64, 65, MAX_MSG] {
+        let mut fw = connected(Config {
+            fault: Fault::Length,
+            answer_len: len,
+            ..Config::default()
+        });
+        ping(&mut fw, 120, 0);
+        let answer = drain(&mut fw, 0).pop().unwrap().2;
+        assert_eq!(answer.len(), len);
+        assert_eq!(answer[..6], [2, (len - 2) as u8, 0x83, 0x10, 0, 0]);
+        assert!(answer[6..].iter().all(|&b| b == 0), "{len}");
+    }
+}
+
+#[test]
+fn refused_connect_and_failed_read_requests() {
+    let mut fw = new_fw(Config {
+        connect_refused: true,
+        ..Config::default()
+    });
+    hbm(&mut fw, &[0x06, WD_ME_ADDR, HOST, 0]);
+    assert_eq!(
+        drain(&mut fw, 0),
+        [(0, 0, [0x86, WD_ME_ADDR, HOST, 5].to_vec())]
+    );
+    assert_eq!(trace(&fw), "host: connect refused status=5\n");
+
+    let mut fw = new_fw(Config {
+        read_fault: true,
+        ..Config::default()
+    });
+    hbm(&mut fw, &[0x06, WD_ME_ADDR, HOST, 0]);
+    drain(&mut fw, 0);
+    let fc = [0x08, WD_ME_ADDR, HOST, 0, 0, 0, 0, 0];
+    assert_eq!(
+        fw.host_write(hdr(0, 0, fc.len()), &fc, 0),
+        WriteResult::Error
+    );
+    assert!(trace(&fw).ends_with("fw: flow-control write reported failed\n"));
+    // No credit was given: the firmware does not answer a ping.
+    ping(&mut fw, 120, 0);
+    assert!(drain(&mut fw, 0).iter().all(|m| m.0 != WD_ME_ADDR));
+    // Once cleared, the host's next read request counts.
+    fw.config.read_fault = false;
+    assert_eq!(
+        fw.host_write(hdr(0, 0, fc.len()), &fc, 0),
+        WriteResult::Done
+    );
+    ping(&mut fw, 120, 0);
+    assert!(drain(&mut fw, 0).iter().any(|m| m.0 == WD_ME_ADDR));
+}
+
+#[test]
 fn delayed_response() {
     let mut fw = connected(Config {
         fault: Fault::Delay,
@@ -354,8 +423,15 @@ fn config_round_trip_and_errors() {
     assert_eq!(
         s,
         "wd=0\nversion=1\nnot_required=1\nnotify=0\nhbm=1.0\nfault=wrong_version\ndelay_ms=7\nms_per_fw_second=10\n\
-         write_fault=none\nwrite_late_ms=0\nnotify_after_ms=off\n"
+         write_fault=none\nwrite_late_ms=0\nnotify_after_ms=off\nanswer_len=6\nconnect_refused=0\nread_fault=0\n"
     );
+    c.apply("answer_len=128 connect_refused=1 read_fault=1")
+        .unwrap();
+    assert_eq!(
+        (c.answer_len, c.connect_refused, c.read_fault),
+        (128, true, true)
+    );
+    assert_eq!(c.apply("answer_len=129"), Err(ConfigError::BadValue));
     c.apply("write_fault=late write_late_ms=300 notify_after_ms=5")
         .unwrap();
     assert_eq!(

@@ -138,9 +138,14 @@ const DELAY: Duration = Duration::from_millis(500);
 /// times out; an oversize response is used (its first 6 bytes) with a
 /// warning; a nonzero status is accepted and logged.
 ///
-/// The stub's oversize response (10 bytes) fits the client's MTU (64), so
-/// the MEI core delivers it; beyond the MTU the core would fail the read
-/// and both drivers would be waiting for a response that never comes.
+/// Answers of a given length (`fault=length`): C only rejects fewer than 4
+/// bytes, so for 4 and 5 it reads the status and wdstate bytes mei_cldev_recv
+/// did not write; the test kernels zero the stack (INIT_STACK_ALL_ZERO), so
+/// C takes them as a good answer. Rust rejects them. Up to the client's MTU
+/// (64) the MEI core delivers an answer, truncated to the reader's buffer (C:
+/// 6 bytes, Rust: 16, so Rust cannot tell 16 bytes from more); beyond the
+/// MTU the core fails the read with EMSGSIZE: C logs it and waits for ever,
+/// Rust logs it and fails the waiting ping at once.
 pub const FAULTS: &[FaultCase] = &[
     FaultCase {
         scenario: "fault_drop",
@@ -224,6 +229,42 @@ pub const FAULTS: &[FaultCase] = &[
         c_log: SILENT,
         rust: Expected::Ok,
         rust_log: &["firmware status 1"],
+    },
+    FaultCase {
+        scenario: "fault_answer_4",
+        fault: "length",
+        extra: "answer_len=4",
+        c: Expected::Ok,
+        c_log: SILENT,
+        rust: Expected::FailsAtOnce(EPROTO),
+        rust_log: &["bad response: short response (4 bytes)"],
+    },
+    FaultCase {
+        scenario: "fault_answer_5",
+        fault: "length",
+        extra: "answer_len=5",
+        c: Expected::Ok,
+        c_log: SILENT,
+        rust: Expected::FailsAtOnce(EPROTO),
+        rust_log: &["bad response: short response (5 bytes)"],
+    },
+    FaultCase {
+        scenario: "fault_answer_17",
+        fault: "length",
+        extra: "answer_len=17",
+        c: Expected::Ok,
+        c_log: SILENT,
+        rust: Expected::Ok,
+        rust_log: &["oversize response (16 bytes or more), using the first 6"],
+    },
+    FaultCase {
+        scenario: "fault_answer_65",
+        fault: "length",
+        extra: "answer_len=65",
+        c: Expected::Hang,
+        c_log: &["failure in recv -90"],
+        rust: Expected::FailsAtOnce(EPROTO),
+        rust_log: &["failure in recv -90"],
     },
 ];
 

@@ -406,3 +406,80 @@ pub fn rmmod_open(ctx: &mut Ctx) -> Outcome {
     ctx.wait_no_watchdog()?;
     me.settle(&ctx.t).map(|_| ())
 }
+
+/// A probe that fails before its ping: `fault` (a stub setting) makes a
+/// MEI bus call fail with `errno`, after the bus's own lines `bus_lines`.
+/// The probe fails and says so (C and Rust: `c_line`, `rust_line`), the
+/// client is disconnected and unbound, no watchdog is left; once the fault
+/// is cleared, a bind probes normally.
+fn probe_fails(
+    ctx: &mut Ctx,
+    fault: &str,
+    errno: i32,
+    bus_lines: &[&str],
+    c_line: &str,
+    rust_line: &str,
+) -> Outcome {
+    ctx.load_stub()?;
+    let me = ctx.add_me(&format!("{V2} {fault}=1"))?;
+    let cldev = stub::only_wdt_client()?;
+    let log = kmsg::mark()?;
+    ctx.load_driver()?;
+    let probe_failed = format!("probe with driver mei_wdt failed with error -{errno}");
+    log.wait_for(&probe_failed, ctx.t.probe)?;
+    me.settle(&ctx.t)?;
+    thread::sleep(ctx.t.absent);
+    check(watchdog::find_all().is_empty(), || {
+        "the probe failed, yet an iamt_wdt watchdog is registered".into()
+    })?;
+    check(!stub::is_bound(&cldev), || {
+        format!("the probe failed, yet {cldev} has a driver")
+    })?;
+    let line = match ctx.driver {
+        Driver::C => c_line,
+        Driver::Rust => rust_line,
+    };
+    let stack = log.stack_lines()?;
+    for l in &stack {
+        ctx.log(format!("kernel log: {l}"));
+    }
+    let want = bus_lines
+        .iter()
+        .copied()
+        .chain([line, probe_failed.as_str()])
+        .map(|l| format!("mei_wdt {cldev}: {l}"))
+        .collect();
+    check_eq("driver stack kernel log lines", stack, want)?;
+    me.set(&format!("{fault}=0"))?;
+    stub::write_file(&Path::new(DRIVER_DIR).join("bind"), &cldev)?;
+    ctx.wait_watchdogs(1)?;
+    me.settle(&ctx.t).map(|_| ())
+}
+
+/// The ME refuses the watchdog client's connection (HBM status
+/// NOT_ALLOWED: `mei_cldev_enable` says "cannot connect" and fails with
+/// EBUSY). Rust also names the
+/// errno, which C's line does not.
+pub fn probe_enable_fails(ctx: &mut Ctx) -> Outcome {
+    probe_fails(
+        ctx,
+        "connect_refused",
+        16,
+        &["cannot connect"],
+        "Could not enable cl device",
+        "Could not enable cl device: -16",
+    )
+}
+
+/// The read request that registering the rx callback starts (an HBM
+/// flow-control write) fails with EIO: `mei_cldev_register_rx_cb` fails.
+pub fn probe_rx_fails(ctx: &mut Ctx) -> Outcome {
+    probe_fails(
+        ctx,
+        "read_fault",
+        5,
+        &[],
+        "Could not reg rx event ret=-5",
+        "Could not reg rx event ret=-5",
+    )
+}

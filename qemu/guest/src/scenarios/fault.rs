@@ -105,3 +105,37 @@ pub fn late_answer_then_ping(ctx: &mut Ctx) -> Outcome {
     };
     check_eq("mei_wdt kernel log lines", log.driver_lines()?, want_log)
 }
+
+/// The answer to a keepalive comes after the keepalive was killed and the
+/// device closed (stopped): both drivers are IDLE then and say the answer
+/// came in the wrong state; the device works on.
+pub fn answer_while_idle(ctx: &mut Ctx) -> Outcome {
+    let (me, wd) = ctx.setup(V2)?;
+    let f = wd.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    me.settle(&ctx.t)?;
+    let log = kmsg::mark()?;
+    let delay = ctx.t.scale(Duration::from_millis(1500));
+    me.set(&format!("fault=delay delay_ms={}", delay.as_millis()))?;
+    let ping = f.start(ChildOp::Keepalive)?;
+    me.wait_trace("the keepalive's start-request", ctx.t.op, |t| {
+        t.count("start-request") == 3
+    })?;
+    ping.kill(ctx.t.op)?;
+    drop(f);
+    me.wait_trace("the late answer after the stop", ctx.t.op + delay, |t| {
+        t.count("start-response") == 3
+    })?;
+    me.set("fault=none")?;
+    me.settle(&ctx.t)?;
+    log.wait_for("not in correct state", ctx.t.op)?;
+    check_eq(
+        "mei_wdt kernel log lines",
+        log.driver_lines()?,
+        vec!["not in correct state IDLE[1]".to_string()],
+    )?;
+    let f = wd.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    drop(f);
+    me.settle(&ctx.t).map(|_| ())
+}

@@ -201,8 +201,9 @@ pub fn ping_timeout_param(ctx: &mut Ctx) -> Outcome {
 }
 
 /// Rust only: a `ping_timeout_ms` outside 100..60000 is used clamped. 0
-/// and 50 wait 100 ms (0 would make every send fail at once), 10^6 a minute
-/// at most (not waited for here: an answered keepalive works).
+/// and 50 wait 100 ms (0 would make every send fail at once); 10^6 waits
+/// for an answer that comes after 6 s, past the default bound (its minute
+/// ceiling is not waited for here).
 pub fn ping_timeout_clamp(ctx: &mut Ctx) -> Outcome {
     ctx.skip_trace();
     let (me, wd) = ctx.setup(V2)?;
@@ -215,8 +216,13 @@ pub fn ping_timeout_clamp(ctx: &mut Ctx) -> Outcome {
         stub::write_file(param, value)?;
         dropped_keepalive(ctx, &me, &f, Duration::from_millis(100))?;
     }
-    me.set("fault=none")?;
     stub::write_file(param, "1000000")?;
+    let late = Duration::from_secs(6);
+    me.set(&format!("fault=delay delay_ms={}", late.as_millis()))?;
+    let r = f.bounded(ChildOp::Keepalive, late + ctx.t.op)?;
+    ctx.log(format!("ping_timeout_ms=1000000, answer after 6 s: {r}"));
+    Expected::OkAfter(late).check(&r, Duration::from_secs(60), &ctx.t)?;
+    me.set("fault=none")?;
     op_ok(ctx, &f, ChildOp::Keepalive)?;
     drop(f);
     me.settle(&ctx.t).map(|_| ())
