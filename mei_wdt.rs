@@ -147,6 +147,16 @@ impl Wdt {
         })
     }
 
+    /// Fails a ping (or the probe) waiting for an answer with `EPROTO`
+    /// now, instead of at its bound: what came cannot be an answer.
+    fn fail_waiting_ping(&self) {
+        let mut inner = self.inner.lock();
+        if inner.machine.resp_required() {
+            inner.response_error = Some(code::eproto());
+            self.response.complete();
+        }
+    }
+
     fn send_stop(&self) -> Result {
         self.send(&proto::encode_stop()).inspect_err(|e| {
             dev_err_ratelimited!(
@@ -383,22 +393,27 @@ impl mei_cl::Driver for MeiWdt {
         let len = match dev.recv(&mut buf) {
             Ok(len) => len,
             Err(e) => {
+                // EMSGSIZE: the answer did not fit the client's MTU.
                 dev_err_ratelimited!(
                     wdt.log_limit,
                     dev.dev(),
                     "failure in recv {}\n",
                     e.to_errno()
                 );
+                wdt.fail_waiting_ping();
                 return;
             }
         };
         let msg = if len > proto::START_RES_LEN {
             // Extra bytes: the C driver reads only a start response's worth.
+            // A full buffer may have been cut short by `recv`.
+            let more = if len == RECV_LEN { " or more" } else { "" };
             dev_warn_ratelimited!(
                 wdt.log_limit,
                 dev.dev(),
-                "oversize response ({} bytes), using the first {}\n",
+                "oversize response ({} bytes{}), using the first {}\n",
                 len,
+                more,
                 proto::START_RES_LEN
             );
             &buf[..proto::START_RES_LEN]
@@ -409,12 +424,7 @@ impl mei_cl::Driver for MeiWdt {
             Ok(r) => r,
             Err(e) => {
                 dev_err_ratelimited!(wdt.log_limit, dev.dev(), "bad response: {}\n", e);
-                // Fail the waiting ping now instead of at its bound.
-                let mut inner = wdt.inner.lock();
-                if inner.machine.resp_required() {
-                    inner.response_error = Some(code::eproto());
-                    wdt.response.complete();
-                }
+                wdt.fail_waiting_ping();
                 return;
             }
         };
@@ -490,13 +500,17 @@ impl MeiWdt {
         callbacks: &mei_cl::Callbacks<'_, Self>,
     ) -> Result {
         let wdt = &self.wdt;
-        callbacks
-            .register_rx()
-            .inspect_err(|e| dev_err!(dev.dev(), "Could not reg rx event: {}\n", e.to_errno()))?;
+        callbacks.register_rx().inspect_err(|e| {
+            dev_err!(dev.dev(), "Could not reg rx event ret={}\n", e.to_errno())
+        })?;
         // Notification is optional.
         match callbacks.register_notify() {
             Err(e) if e != code::eopnotsupp() => {
-                dev_err!(dev.dev(), "Could not reg notif event: {}\n", e.to_errno());
+                dev_err!(
+                    dev.dev(),
+                    "Could not reg notif event ret={}\n",
+                    e.to_errno()
+                );
                 return Err(e);
             }
             _ => {}
