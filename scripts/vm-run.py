@@ -19,7 +19,13 @@ the guest's results to ttyS1, one record per line:
     TRACE <name> BEGIN ... TRACE <name> END
     LOG <text>
     LOCKDEP debug_locks <n>      (kernels with lockdep, from /init)
+    REBOOT <name>                (instead of DONE: <name> restarts the VM)
     DONE
+
+A scenario that ends in a reboot (REBOOT) has its trace printed by the ME
+stub on the console as the machine goes down (`mei_stub: me<N> reboot
+trace: <line>` ... `mei_stub: reboot trace end`); it passes when that trace
+equals its golden file.
 
 A scenario passes when the guest says PASS and its trace (if it sent one)
 equals GOLDEN_DIR/<name>.trace. With --record (C driver only) the traces of
@@ -91,6 +97,10 @@ CPUS_RE = re.compile(r"smp: Brought up \d+ nodes?, (\d+) CPUs?")
 # After DONE the guest powers off: the power-down or halt message (or this
 # many seconds) ends the run.
 EXIT_GRACE = 5
+# After REBOOT: the reboot notifiers (a watchdog stop) run first.
+REBOOT_GRACE = 60
+REBOOT_TRACE_RE = re.compile(r"mei_stub: me(\d+) reboot trace: (.*)$")
+REBOOT_TRACE_END_RE = re.compile(r"mei_stub: reboot trace end$")
 HALT_RE = re.compile(r"reboot: (Power down|System halted|Power off not available|Restarting)")
 POLL_INTERVAL = 0.1
 KEEP_RUNS = 30
@@ -153,6 +163,9 @@ class Run:
         self.traces = {}
         self.reported = set()
         self.lockdep = {}
+        self.rebooting = None
+        self.reboot_traces = {}
+        self.reboot_trace_end = False
 
     def report(self, name, ok, reason="", detail=()):
         if ok:
@@ -185,10 +198,36 @@ class Run:
         elif word == "LOCKDEP":
             key, _, value = rest.partition(" ")
             self.lockdep[key] = value
+        elif word == "REBOOT":
+            self.rebooting = rest
+            self.done = True
         elif line == "DONE":
             self.done = True
         elif line.strip():
             print(f"  (guest) {line}", flush=True)
+
+    def console(self, line):
+        """A kernel log line: collects the stub's reboot trace."""
+        m = REBOOT_TRACE_RE.search(line)
+        if m:
+            self.reboot_traces.setdefault(int(m.group(1)), []).append(m.group(2))
+        elif REBOOT_TRACE_END_RE.search(line):
+            self.reboot_trace_end = True
+
+    def judge_reboot(self):
+        """The result of the scenario that rebooted, from its trace."""
+        name = self.rebooting
+        if not self.reboot_trace_end:
+            self.judge(name, False, "no reboot trace from the stub: the machine did not go down cleanly")
+            return
+        devices = sorted(self.reboot_traces)
+        trace = []
+        for me in devices:
+            if len(devices) > 1:
+                trace.append(f"== me{me}")
+            trace.extend(self.reboot_traces[me])
+        self.traces[name] = trace
+        self.judge(name, True, "")
 
     def judge(self, name, guest_pass, reason):
         self.results += 1
@@ -484,6 +523,7 @@ def main():
                     if args.verbose:
                         print(f"| {line}", flush=True)
                     halted = halted or bool(HALT_RE.search(line))
+                    run.console(line)
                 for line in results_tail.rest() if exited else results_tail.poll():
                     run.feed(line)
                 now = time.monotonic()
@@ -491,7 +531,8 @@ def main():
                     break
                 if run.done and done_at is None:
                     done_at = now
-                if done_at is not None and (halted or now - done_at > EXIT_GRACE):
+                grace = REBOOT_GRACE if run.rebooting else EXIT_GRACE
+                if done_at is not None and (halted or now - done_at > grace):
                     break
                 if now - started > timeout:
                     timed_out = True
@@ -511,6 +552,8 @@ def main():
             f"qemu exited with status {proc.returncode} before the guest reached DONE",
             tail,
         )
+    if run.rebooting:
+        run.judge_reboot()
     if run.done and run.results == 0:
         run.report("guest", False, "the guest reached DONE without reporting any result")
     if inventory is not None:

@@ -10,6 +10,11 @@
 //!
 //! Controls live in debugfs under `mei_stub/`: `add` and `remove` create and
 //! destroy devices; each `me<N>/` has `config`, `ctl`, `trace` and `timer`.
+//!
+//! When the system goes down, after every other reboot notifier (the
+//! watchdog core stops running watchdogs in one), the stub prints each
+//! device's trace to the kernel log, `me<N> reboot trace: <line>`, then
+//! `reboot trace end`: debugfs is out of reach by then.
 
 use core::fmt::Write;
 use core::mem::{offset_of, MaybeUninit};
@@ -833,6 +838,9 @@ struct Registry {
     /// Filler watchdogs (`watchdogs`).
     #[pin]
     fillers: Mutex<KVec<Option<Filler>>>,
+    /// Prints the traces when the system goes down ([`reboot_notify`]).
+    #[pin]
+    reboot_nb: Opaque<bindings::notifier_block>,
 }
 
 // SAFETY: the platform driver is only passed to the driver core, which
@@ -840,6 +848,66 @@ struct Registry {
 unsafe impl Send for Registry {}
 // SAFETY: as above.
 unsafe impl Sync for Registry {}
+
+/// Collects what is written to it into lines and prints each one as
+/// `me<N> reboot trace: <line>`.
+struct TracePrinter {
+    index: u32,
+    line: [u8; 512],
+    len: usize,
+}
+
+impl Write for TracePrinter {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for &b in s.as_bytes() {
+            if b == b'\n' {
+                let text = core::str::from_utf8(&self.line[..self.len]).unwrap_or("(not UTF-8)");
+                pr_info!("me{} reboot trace: {}\n", self.index, text);
+                self.len = 0;
+            } else if self.len < self.line.len() {
+                self.line[self.len] = b;
+                self.len += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Registry {
+    /// Prints every device's trace to the kernel log, then the end marker.
+    fn print_traces(&self) {
+        let devices = self.devices.lock();
+        for stub in devices.iter().flatten() {
+            let mut printer = TracePrinter {
+                index: stub.index,
+                line: [0; 512],
+                len: 0,
+            };
+            let _ = stub.fw.lock().write_trace(&mut printer);
+        }
+        pr_info!("reboot trace end\n");
+    }
+}
+
+/// # Safety
+///
+/// Called by the reboot notifier chain with the `reboot_nb` of a live,
+/// pinned [`Registry`], which unregisters it before it is freed.
+unsafe extern "C" fn reboot_notify(
+    nb: *mut bindings::notifier_block,
+    _code: c_ulong,
+    _data: *mut c_void,
+) -> c_int {
+    // SAFETY: `nb` is the `reboot_nb` field of a live `Registry` (see the
+    // function's contract), so stepping back by its offset gives the registry.
+    let reg = unsafe {
+        &*nb.cast::<u8>()
+            .sub(offset_of!(Registry, reboot_nb))
+            .cast::<Registry>()
+    };
+    reg.print_traces();
+    bindings::NOTIFY_DONE as c_int
+}
 
 /// The stub's debugfs root, `mei_stub/`.
 static ROOT: debugfs::Root = debugfs::Root::new();
@@ -957,16 +1025,21 @@ impl kernel::Module for MeiStubModule {
                     })
                 },
                 fillers <- new_mutex!(KVec::new()),
+                // SAFETY: a zeroed notifier block with a callback is valid;
+                // it is registered below, once pinned.
+                reboot_nb <- unsafe {
+                    Opaque::ffi_init(|slot: *mut bindings::notifier_block| {
+                        core::ptr::write_bytes(slot, 0, 1);
+                        (*slot).notifier_call = Some(reboot_notify);
+                        // Last: after the watchdog core's stop on reboot.
+                        (*slot).priority = c_int::MIN;
+                    })
+                },
             }),
             GFP_KERNEL,
         )?;
-        // SAFETY: the driver is pinned in the registry and unregistered in
-        // `drop` before the registry is freed.
-        to_result(unsafe {
-            bindings::__platform_driver_register(registry.pdrv.get(), module.as_ptr())
-        })?;
-        ROOT.create(c_str!("mei_stub"));
         let reg: *const Registry = &*registry;
+        // Allocated first: nothing below fails once anything is registered.
         let files = KBox::new(
             [
                 File::new(reg, None, Some(store_add)),
@@ -975,6 +1048,20 @@ impl kernel::Module for MeiStubModule {
             ],
             GFP_KERNEL,
         )?;
+        // SAFETY: the driver is pinned in the registry and unregistered in
+        // `drop` before the registry is freed.
+        to_result(unsafe {
+            bindings::__platform_driver_register(registry.pdrv.get(), module.as_ptr())
+        })?;
+        // SAFETY: the block is pinned in the registry and unregistered in
+        // `drop` before the registry is freed.
+        let err = unsafe { bindings::register_reboot_notifier(registry.reboot_nb.get()) };
+        if let Err(e) = to_result(err) {
+            // SAFETY: registered just above; no device exists yet.
+            unsafe { bindings::platform_driver_unregister(registry.pdrv.get()) };
+            return Err(e);
+        }
+        ROOT.create(c_str!("mei_stub"));
         for (name, file) in ROOT_FILES.iter().zip(files.iter()) {
             // SAFETY: the registry and the entries outlive the files, which
             // `drop` removes first.
@@ -989,6 +1076,9 @@ impl kernel::Module for MeiStubModule {
 
 impl Drop for MeiStubModule {
     fn drop(&mut self) {
+        // SAFETY: registered in `init`; the chain's lock waits for a
+        // running callback.
+        unsafe { bindings::unregister_reboot_notifier(self.registry.reboot_nb.get()) };
         // The control files first (removal waits for running writes), then
         // the devices, each with its own directory, then the rest.
         ROOT.remove_files(&ROOT_FILES);

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::kmod;
 use crate::report::Reporter;
 use crate::stub::{self, Me};
+use crate::sys;
 use crate::watchdog::{self, Watchdog};
 
 pub type Outcome = Result<(), String>;
@@ -39,6 +40,9 @@ pub struct Scenario {
     /// The drivers this scenario runs against (`--suite all` skips it for
     /// the others, and `--list --driver` leaves it out).
     pub drivers: &'static [Driver],
+    /// Ends by restarting the machine: run by `--at-reboot` only, after
+    /// every other scenario (see [`run_until_reboot`]).
+    pub at_reboot: bool,
 }
 
 impl Scenario {
@@ -47,6 +51,16 @@ impl Scenario {
             name,
             run: Box::new(run),
             drivers: &[Driver::C, Driver::Rust],
+            at_reboot: false,
+        }
+    }
+
+    /// A scenario that leaves the machine ready for a restart: the
+    /// framework then reboots it, without a teardown.
+    pub fn at_reboot(name: &'static str, run: impl Fn(&mut Ctx) -> Outcome + 'static) -> Self {
+        Self {
+            at_reboot: true,
+            ..Self::new(name, run)
         }
     }
 
@@ -296,6 +310,38 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .map(ToString::to_string)
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Runs a scenario made with [`Scenario::at_reboot`]: once it has set the
+/// machine up, says `REBOOT <name>` and restarts it, with the stub and the
+/// driver loaded and whatever the scenario left open. The host takes the
+/// trace from the stub's console lines, the result from comparing it.
+/// Returns (false) only if the scenario failed or the restart did.
+pub fn run_until_reboot(s: &Scenario, driver: Driver, rep: &mut Reporter) -> bool {
+    eprintln!(
+        "mei-wdt-tests: == {} ({driver:?} driver, ends in a reboot)",
+        s.name
+    );
+    let mut ctx = Ctx {
+        driver,
+        t: Timeouts::detect(),
+        rep,
+        mes: Vec::new(),
+        want_trace: false,
+        sections: Vec::new(),
+    };
+    let mut outcome = ctx.clean_slate().map_err(|e| format!("setup: {e}"));
+    if outcome.is_ok() {
+        outcome = panic::catch_unwind(AssertUnwindSafe(|| (s.run)(&mut ctx)))
+            .unwrap_or_else(|p| Err(format!("panicked: {}", panic_message(&*p))));
+    }
+    if outcome.is_ok() {
+        ctx.rep.reboot(s.name);
+        outcome = Err(format!("reboot: {}", sys::restart()));
+    }
+    let (_, teardown) = ctx.teardown();
+    ctx.rep.result(s.name, &outcome.and(teardown));
+    false
 }
 
 /// Runs one scenario and reports its trace and result. Returns whether it passed.

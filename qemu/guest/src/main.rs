@@ -3,10 +3,13 @@
 //! scripts/vm-run.py.
 //!
 //!     mei-wdt-tests --driver c|rust [--suite all|NAME[,NAME...]] [--stdout]
+//!                   [--at-reboot]
 //!     mei-wdt-tests --list [--driver c|rust]
 //!
 //! `all` runs every scenario but the extra ones (`demo`), which run only
-//! when named.
+//! when named. Scenarios that end in a reboot (`reboot_open`) are left out
+//! of a run; `--at-reboot` runs the first of them the suite has instead,
+//! which does not return if it reboots (/init calls it last).
 //!
 //! `--list` prints one scenario per line, its name alone for those `all`
 //! runs, followed by ` (only by name)` for the extra ones; with `--driver`
@@ -29,22 +32,25 @@ mod watchdog;
 
 use std::process::ExitCode;
 
-use framework::{run_scenario, Driver, Scenario};
+use framework::{run_scenario, run_until_reboot, Driver, Scenario};
 use report::Reporter;
 
-const USAGE: &str = "usage: mei-wdt-tests --driver c|rust [--suite all|NAME[,NAME...]] [--stdout]
+const USAGE: &str =
+    "usage: mei-wdt-tests --driver c|rust [--suite all|NAME[,NAME...]] [--stdout] [--at-reboot]
        mei-wdt-tests --list [--driver c|rust]";
 
 struct Options {
     driver: Driver,
     suite: String,
     to_stdout: bool,
+    at_reboot: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
     let mut driver = None;
     let mut suite = "all".to_string();
     let mut to_stdout = false;
+    let mut at_reboot = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -54,6 +60,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             }
             "--suite" => suite = it.next().ok_or("--suite needs a value")?.clone(),
             "--stdout" => to_stdout = true,
+            "--at-reboot" => at_reboot = true,
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }
@@ -61,6 +68,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         driver: driver.ok_or("--driver is required")?,
         suite,
         to_stdout,
+        at_reboot,
     })
 }
 
@@ -127,8 +135,19 @@ fn main() -> ExitCode {
     } else {
         opts.suite.split(',').filter(|n| !n.is_empty()).collect()
     };
+    let find = |name: &str| all.iter().chain(&extra).find(|s| s.name == name);
+    if opts.at_reboot {
+        let first = names.iter().filter_map(|n| find(n)).find(|s| s.at_reboot);
+        if let Some(s) = first {
+            run_until_reboot(s, opts.driver, &mut rep);
+            return ExitCode::from(1);
+        }
+        return ExitCode::SUCCESS;
+    }
     for name in names {
-        match all.iter().chain(&extra).find(|s| s.name == name) {
+        match find(name) {
+            // Run last, by `--at-reboot`.
+            Some(s) if s.at_reboot => {}
             Some(s) => {
                 if !run_scenario(s, opts.driver, &mut rep) {
                     failed += 1;

@@ -1,5 +1,7 @@
 //! The result protocol read by scripts/vm-run.py, one record per line:
-//! `RESULT <name> PASS|FAIL <reason>`, `TRACE <name> BEGIN|END`, `LOG <text>`.
+//! `RESULT <name> PASS|FAIL <reason>`, `TRACE <name> BEGIN|END`, `LOG <text>`,
+//! and `REBOOT <name>` just before a scenario restarts the machine (its
+//! trace and result then come from the stub's lines on the console).
 //! (/init writes `LOCKDEP debug_locks <n>` on kernels with lockdep, then
 //! `DONE`, once the kmemleak scan is over.)
 
@@ -51,6 +53,11 @@ impl Reporter {
             self.line(l);
         }
         self.line(&format!("TRACE {name} END"));
+    }
+
+    /// Says that scenario `name` restarts the machine now.
+    pub fn reboot(&mut self, name: &str) {
+        self.line(&format!("REBOOT {name}"));
     }
 
     pub fn result(&mut self, name: &str, outcome: &Result<(), String>) {

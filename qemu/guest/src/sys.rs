@@ -1,5 +1,6 @@
 //! The few C library calls std does not wrap: watchdog ioctls, the
-//! close-on-exec flag and kill(2). All `unsafe` of the crate lives here.
+//! close-on-exec flag, kill(2) and reboot(2). All `unsafe` of the crate
+//! lives here.
 
 use std::fs::File;
 use std::io;
@@ -13,6 +14,8 @@ mod ffi {
         pub fn ioctl(fd: c_int, request: c_ulong, ...) -> c_int;
         pub fn fcntl(fd: c_int, cmd: c_int, ...) -> c_int;
         pub fn kill(pid: c_int, sig: c_int) -> c_int;
+        pub fn sync();
+        pub fn reboot(howto: c_int) -> c_int;
     }
 }
 
@@ -149,4 +152,22 @@ pub fn send_signal(pid: u32, sig: c_int) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// `RB_AUTOBOOT` from <sys/reboot.h>: LINUX_REBOOT_CMD_RESTART.
+const RB_AUTOBOOT: c_int = 0x0123_4567;
+
+/// Restarts the machine at once, as `reboot -f` does (the kernel's reboot
+/// notifiers run, no init scripts). Returns only on failure.
+pub fn restart() -> io::Error {
+    // SAFETY: sync(2) has no preconditions; reboot(2) with RB_AUTOBOOT
+    // takes no pointer and either restarts the machine or fails.
+    if unsafe {
+        ffi::sync();
+        ffi::reboot(RB_AUTOBOOT)
+    } < 0
+    {
+        return io::Error::last_os_error();
+    }
+    io::Error::other("reboot(2) returned")
 }

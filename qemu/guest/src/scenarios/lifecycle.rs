@@ -263,3 +263,17 @@ pub fn autoload(ctx: &mut Ctx) -> Outcome {
     ctx.log(format!("mei_wdt loaded, {} on {cldev}", wd.name));
     me.settle(&ctx.t).map(|_| ())
 }
+
+/// The machine restarts while the watchdog is open and running: the
+/// watchdog core's reboot notifier stops it (both drivers ask for stop on
+/// reboot), so the firmware's last message is a stop-request. Run last;
+/// the framework reboots, and the stub prints its trace on the way down.
+pub fn reboot_open(ctx: &mut Ctx) -> Outcome {
+    let (me, wd) = ctx.setup(V2)?;
+    let f = wd.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    me.settle(&ctx.t)?;
+    // Open across the restart, as a daemon's would be.
+    std::mem::forget(f);
+    Ok(())
+}

@@ -85,6 +85,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario::new("busybox_sigterm", busybox::busybox_sigterm),
         Scenario::new("busybox_sigkill", busybox::busybox_sigkill),
         Scenario::new("busybox_sigstop", busybox::busybox_sigstop),
+        Scenario::at_reboot("reboot_open", lifecycle::reboot_open),
     ]);
     v
 }
