@@ -337,6 +337,63 @@ pub fn notreq_notify_sweep(ctx: &mut Ctx) -> Outcome {
     Ok(())
 }
 
+/// The ME notifies while the NOT_REQUIRED unregistration is held up: the
+/// keepalive that got the NOT_REQUIRED answer still waits for its write to
+/// complete (`write_late_ms`), holding the watchdog core's device lock,
+/// which the unregistration needs to finish; the notification comes in
+/// that window. The old device keeps its id until it is gone, so a new
+/// registration must wait for it: never two iamt_wdt at once, never a
+/// second id. Both drivers re-register under the same name. (The watchdog
+/// core holds one mutex across each registration and unregistration, so
+/// this holds even with the driver's own registration lock released early.)
+pub fn notreq_unregister_blocked(ctx: &mut Ctx) -> Outcome {
+    let (me, first) = ctx.setup(V2)?;
+    let f = first.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    me.settle(&ctx.t)?;
+    let log = kmsg::mark()?;
+    let late = ctx.t.scale(Duration::from_millis(1000));
+    me.set(&format!(
+        "not_required=1 write_fault=late write_late_ms={} notify_after_ms={}",
+        late.as_millis(),
+        late.as_millis() / 3
+    ))?;
+    let ping = f.start(ChildOp::Keepalive)?;
+    me.wait_trace("the NOT_REQUIRED answer", ctx.t.op, |t| {
+        t.count("wdstate=1") == 1
+    })?;
+    me.set("not_required=0 write_fault=none notify_after_ms=off")?;
+    let mut seen = 0;
+    let until = std::time::Instant::now() + late + ctx.t.op;
+    while std::time::Instant::now() < until {
+        let all = watchdog::find_all();
+        seen = seen.max(all.len());
+        check(all.iter().all(|w| w.name == first.name), || {
+            format!("a second id was taken while the first device went away: {all:?}")
+        })?;
+        if all.len() == 1 && all[0].ino != first.ino {
+            break;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    check(seen <= 1, || format!("{seen} iamt_wdt at once"))?;
+    let r = ping.finish(ctx.t.op)?;
+    ctx.log(format!("the keepalive answered NOT_REQUIRED: {r}"));
+    check_eq("keepalive answered NOT_REQUIRED", r.result, OpResult::Ok(0))?;
+    let new = wait_until("the watchdog re-registered", ctx.t.probe, || {
+        let all = watchdog::find_all();
+        (all.len() == 1 && all[0].ino != first.ino).then(|| all[0].clone())
+    })?;
+    check_eq("name of the re-registered watchdog", &new.name, &first.name)?;
+    drop(f);
+    let t = me.settle(&ctx.t)?;
+    in_order(
+        &t,
+        &["fw: write completion late", "wdstate=1", "fw: notification"],
+    )?;
+    check_eq("mei_wdt kernel log lines", log.driver_lines()?, vec![])
+}
+
 /// The device is unbound while a keepalive waits for an answer that the
 /// firmware dropped: remove frees the waiter (both drivers), which returns
 /// at once, success in C, ENODEV in Rust (the device is going away); the

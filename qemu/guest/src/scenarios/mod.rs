@@ -61,6 +61,10 @@ pub fn all() -> Vec<Scenario> {
         Scenario::new("probe_rx_fails", failure::probe_rx_fails),
         Scenario::new("notreq_notify", failure::notreq_notify),
         Scenario::rust_only("notreq_notify_sweep", failure::notreq_notify_sweep),
+        Scenario::new(
+            "notreq_unregister_blocked",
+            failure::notreq_unregister_blocked,
+        ),
         Scenario::new("remove_while_ping_waits", failure::remove_while_ping_waits),
         Scenario::new("rmmod_open", failure::rmmod_open),
     ];
