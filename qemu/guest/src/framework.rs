@@ -240,9 +240,14 @@ impl Ctx<'_> {
     /// The common start: stub, one ME device with `config`, driver, and the
     /// registered watchdog with the trace settled after the probe.
     pub fn setup(&mut self, config: &str) -> Result<(Me, Watchdog), String> {
+        self.setup_with(config, &[])
+    }
+
+    /// [`Ctx::setup`] with module parameters for the driver (`name=value`).
+    pub fn setup_with(&mut self, config: &str, params: &[&str]) -> Result<(Me, Watchdog), String> {
         self.load_stub()?;
         let me = self.add_me(config)?;
-        self.load_driver()?;
+        self.load_driver_with(params)?;
         let wd = self.wait_watchdogs(1)?.remove(0);
         me.settle(&self.t)?;
         Ok((me, wd))

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use super::{in_order, log_run, set_fast_clock, spawn_started, STARTUP_PINGS, V2};
+use super::{in_order, log_run, set_clock, spawn_started, STARTUP_PINGS, V2};
 use crate::framework::{check, check_eq, wait_until, Ctx, Outcome};
 use crate::process::{self, Finished, Running};
 use crate::stub::{Me, Trace};
@@ -88,7 +88,8 @@ pub fn busybox_sigkill(ctx: &mut Ctx) -> Outcome {
 pub fn busybox_sigstop(ctx: &mut Ctx) -> Outcome {
     ctx.skip_trace();
     let (me, wd) = ctx.setup(V2)?;
-    let fw_second = set_fast_clock(ctx, &me)?;
+    // 120 firmware seconds in 600 ms (scaled), three of the daemon's periods.
+    let fw_second = set_clock(ctx, &me, Duration::from_millis(5))?;
     let period = format!("{}ms", ctx.t.scale(Duration::from_millis(200)).as_millis());
     let base = requests(&me.trace()?);
     let daemon = process::spawn(&mut daemon_command(&wd, &period))?;
@@ -137,8 +138,9 @@ pub fn busybox_sigstop(ctx: &mut Ctx) -> Outcome {
     check(t.last_request().contains("stop-request"), || {
         format!("last request after SIGTERM is {:?}", t.last_request())
     })?;
-    // Well past a firmware timeout: a disarmed timer must stay quiet.
-    thread::sleep(fw_second * 240);
+    // Half as long again as the firmware timeout (120 s): a disarmed
+    // timer must stay quiet.
+    thread::sleep(fw_second * 180);
     let timer = me.timer()?;
     ctx.log(format!("timer after SIGTERM: {}", timer.raw));
     check_eq("timer state after SIGTERM", timer.state.as_str(), "idle")?;

@@ -110,7 +110,7 @@ fn late_writes(ctx: &mut Ctx, late: Duration) -> Result<(Me, Duration), String> 
 /// Rust only: C's send has no bound, and the rx callback's stop-request
 /// overlapping it fails C's probe after registering (README, difference 7).
 pub fn probe_send_late(ctx: &mut Ctx) -> Outcome {
-    let (me, late) = late_writes(ctx, Duration::from_millis(1500))?;
+    let (me, late) = late_writes(ctx, Duration::from_millis(800))?;
     let cldev = stub::only_wdt_client()?;
     let log = kmsg::mark()?;
     ctx.load_driver_with(&["ping_timeout_ms=300"])?;
@@ -157,7 +157,7 @@ pub fn probe_send_late(ctx: &mut Ctx) -> Outcome {
 /// firmware got the ping and answered. No watchdog may be left behind.
 /// Rust only, as `probe_send_late`.
 pub fn probe_interrupted(ctx: &mut Ctx) -> Outcome {
-    let (me, late) = late_writes(ctx, Duration::from_millis(3000))?;
+    let (me, late) = late_writes(ctx, Duration::from_millis(1000))?;
     let cldev = stub::only_wdt_client()?;
     let log = kmsg::mark()?;
     let insmod = process::spawn(Command::new("insmod").arg(kmod::module_path(kmod::DRIVER)?))?;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::expect::{fault_bound, Expected, FaultCase, RUST_PING_TIMEOUT};
+use crate::expect::{fault_bound, Expected, FaultCase, FAULT_PING_TIMEOUT};
 use crate::framework::{check_eq, Ctx, Driver, Outcome};
 use crate::kmsg;
 use crate::watchdog::{ChildOp, ETIMEDOUT};
@@ -11,11 +11,12 @@ use crate::watchdog::{ChildOp, ETIMEDOUT};
 use super::{op_ok, V2};
 
 pub fn fault(ctx: &mut Ctx, case: &FaultCase) -> Outcome {
-    let (me, wd) = ctx.setup(V2)?;
+    let param = format!("ping_timeout_ms={}", FAULT_PING_TIMEOUT.as_millis());
+    let (me, wd) = ctx.setup_with(V2, &[&param])?;
     let f = wd.open()?;
     let log = kmsg::mark()?;
     me.set(format!("fault={} {}", case.fault, case.extra).trim_end())?;
-    let bound = fault_bound(ctx.driver, RUST_PING_TIMEOUT, &ctx.t);
+    let bound = fault_bound(ctx.driver, FAULT_PING_TIMEOUT, &ctx.t);
     let r = f.bounded(ChildOp::Keepalive, bound)?;
     ctx.log(format!("{}: keepalive -> {r}", case.scenario));
     me.set("fault=none")?;
@@ -28,7 +29,7 @@ pub fn fault(ctx: &mut Ctx, case: &FaultCase) -> Outcome {
     }
 
     case.expected(ctx.driver)
-        .check(&r, RUST_PING_TIMEOUT, &ctx.t)?;
+        .check(&r, FAULT_PING_TIMEOUT, &ctx.t)?;
     check_eq(
         "mei_wdt kernel log lines from the fault to the close",
         printed,
@@ -115,7 +116,7 @@ pub fn answer_while_idle(ctx: &mut Ctx) -> Outcome {
     op_ok(ctx, &f, ChildOp::Keepalive)?;
     me.settle(&ctx.t)?;
     let log = kmsg::mark()?;
-    let delay = ctx.t.scale(Duration::from_millis(1500));
+    let delay = ctx.t.scale(Duration::from_millis(800));
     me.set(&format!("fault=delay delay_ms={}", delay.as_millis()))?;
     let ping = f.start(ChildOp::Keepalive)?;
     me.wait_trace("the keepalive's start-request", ctx.t.op, |t| {

@@ -106,12 +106,11 @@ fn log_run(ctx: &mut Ctx, cmdline: &str, out: &Finished) {
     ctx.log(&out.stderr);
 }
 
-/// Runs the stub's firmware clock fast: 10 ms per firmware second (scaled
-/// on the debug kernel), so 120 firmware seconds pass in about a second.
-/// Set after the probe, whose start/stop should not arm a fast timer.
-/// Returns the length of one firmware second.
-fn set_fast_clock(ctx: &Ctx, me: &Me) -> Result<Duration, String> {
-    let fw_second = ctx.t.scale(Duration::from_millis(10));
+/// Runs the stub's firmware clock fast: one firmware second lasts
+/// `fw_second` (scaled on the debug kernel). Set after the probe, whose
+/// start/stop should not arm a fast timer. Returns the scaled length.
+fn set_clock(ctx: &Ctx, me: &Me, fw_second: Duration) -> Result<Duration, String> {
+    let fw_second = ctx.t.scale(fw_second);
     me.set(&format!("ms_per_fw_second={}", fw_second.as_millis()))?;
     Ok(fw_second)
 }

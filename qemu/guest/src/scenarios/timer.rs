@@ -1,18 +1,22 @@
 //! The firmware's own timer: it fires when pings stop, and a stop disarms it.
 //! The stub runs the firmware clock fast (ms_per_fw_second), so 120 fw
-//! seconds pass in about a second.
+//! seconds pass in 600 ms.
 
 use std::thread;
 use std::time::Duration;
 
-use super::{op_ok, set_fast_clock, V2};
+use super::{op_ok, set_clock, V2};
 use crate::framework::{check_eq, wait_until, Ctx, Outcome};
 use crate::watchdog::ChildOp;
+
+/// One firmware second (scaled): 120 of them pass in 600 ms; nothing here
+/// pings in between.
+const FW_SECOND: Duration = Duration::from_millis(5);
 
 pub fn timer_expiry(ctx: &mut Ctx) -> Outcome {
     let (me, wd) = ctx.setup(V2)?;
     let stops = me.trace()?.count("stop-request");
-    set_fast_clock(ctx, &me)?;
+    set_clock(ctx, &me, FW_SECOND)?;
     let f = wd.open()?;
     op_ok(ctx, &f, ChildOp::Keepalive)?;
     let timer = wait_until("the firmware timer to expire", ctx.t.probe, || {
@@ -32,7 +36,7 @@ pub fn timer_expiry(ctx: &mut Ctx) -> Outcome {
 pub fn timer_clean_stop(ctx: &mut Ctx) -> Outcome {
     let (me, wd) = ctx.setup(V2)?;
     let stops = me.trace()?.count("stop-request");
-    set_fast_clock(ctx, &me)?;
+    let fw_second = set_clock(ctx, &me, FW_SECOND)?;
     let f = wd.open()?;
     op_ok(ctx, &f, ChildOp::Keepalive)?;
     let armed = me.timer()?;
@@ -43,9 +47,13 @@ pub fn timer_clean_stop(ctx: &mut Ctx) -> Outcome {
     })?;
     check_eq("timer state after the ping", armed.state.as_str(), "armed")?;
     check_eq("timer timeout after the ping", armed.timeout, 120)?;
-    thread::sleep(ctx.t.scale(Duration::from_secs(3)));
+    // Half as long again as the timeout it had.
+    thread::sleep(fw_second * 180);
     let timer = me.timer()?;
-    ctx.log(format!("timer 3 s after the stop: {}", timer.raw));
+    ctx.log(format!(
+        "timer 180 firmware seconds after the stop: {}",
+        timer.raw
+    ));
     check_eq("timer expirations after a clean stop", timer.expired, 0)?;
     check_eq(
         "timer state after a clean stop",
