@@ -197,6 +197,59 @@ pub fn probe_interrupted(ctx: &mut Ctx) -> Outcome {
     )
 }
 
+/// The probe ping's write fails (`write_fault=error`: the MEI core's
+/// `mei_cl_write` gets EIO from the hardware) after the firmware got the
+/// ping, which it answers. The probe fails with EIO, and no watchdog that
+/// the answer may have registered is left behind; once the fault is
+/// cleared, a bind probes normally. Rust only, as `probe_interrupted` (C
+/// frees its data while the answer's rx callback may still use it).
+pub fn probe_send_fails(ctx: &mut Ctx) -> Outcome {
+    ctx.skip_trace();
+    ctx.load_stub()?;
+    let me = ctx.add_me(&format!("{V2} write_fault=error"))?;
+    let cldev = stub::only_wdt_client()?;
+    let log = kmsg::mark()?;
+    ctx.load_driver()?;
+    let probe_failed = "probe with driver mei_wdt failed with error -5";
+    log.wait_for(probe_failed, ctx.t.probe)?;
+    me.wait_trace("host: disconnect", ctx.t.probe, |t| {
+        t.count("host: disconnect") == 1
+    })?;
+    me.settle(&ctx.t)?;
+    thread::sleep(ctx.t.absent);
+    in_order(
+        &me.trace()?,
+        &[
+            "host: connect",
+            "start-request",
+            "fw: write reported failed",
+            "host: disconnect",
+        ],
+    )?;
+    check(watchdog::find_all().is_empty(), || {
+        "the probe's send failed, yet an iamt_wdt watchdog is registered".into()
+    })?;
+    check(!stub::is_bound(&cldev), || {
+        format!("the probe's send failed, yet {cldev} has a driver")
+    })?;
+    // The answer's stop-request, if the rx callback sent one before the
+    // probe shut down, fails too.
+    let printed: Vec<String> = log
+        .driver_lines()?
+        .into_iter()
+        .filter(|l| !l.starts_with("stop send failed: "))
+        .collect();
+    check_eq(
+        "mei_wdt kernel log lines",
+        printed,
+        lines(&["probe ping send failed: -5", probe_failed]),
+    )?;
+    me.set("write_fault=none")?;
+    stub::write_file(&Path::new(DRIVER_DIR).join("bind"), &cldev)?;
+    ctx.wait_watchdogs(1)?;
+    me.settle(&ctx.t).map(|_| ())
+}
+
 /// The probe ping's answer is malformed. C logs it and stays in PROBE for
 /// good: a notification is ignored there. Rust logs it, gives up on the
 /// probe ping as on a silent firmware, and registers on the next

@@ -56,6 +56,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario::new("register_fails_v2", failure::register_fails_v2),
         Scenario::rust_only("probe_send_late", failure::probe_send_late),
         Scenario::rust_only("probe_interrupted", failure::probe_interrupted),
+        Scenario::rust_only("probe_send_fails", failure::probe_send_fails),
         Scenario::new("probe_bad_answer", failure::probe_bad_answer),
         Scenario::new("probe_enable_fails", failure::probe_enable_fails),
         Scenario::new("probe_rx_fails", failure::probe_rx_fails),
