@@ -18,6 +18,8 @@
 #   make golden           record the C driver's traces as golden files
 #   make host-test        host unit tests (cargo test)
 #   make check            host tests and every VM suite; ends "N passed, N failed"
+#   make bench [QUICK=1]  the C and the Rust driver alternated in one VM boot:
+#                         table, Rust/C ratios, bench/results-*.json and plot
 #   make demo             boot the VM and show the driver on the stubbed ME
 
 ifneq ($(origin KERNEL),undefined)
@@ -32,7 +34,7 @@ INSTALL_MOD_DIR ?= updates
 export PATH := /usr/lib/llvm-16/bin:$(PATH)
 
 .PHONY: all modules install clean rust-analyzer check-kdir \
-	setup kernel vm-test golden host-test check demo
+	setup kernel vm-test golden host-test check demo bench
 
 all: modules
 
@@ -77,6 +79,9 @@ golden: setup
 
 host-test: setup
 	@scripts/host-test.sh
+
+bench: setup
+	@scripts/bench.sh $(if $(QUICK),--quick)
 
 check:
 	@scripts/check.sh

@@ -1,8 +1,8 @@
 #!/bin/bash
 # Build (or reuse) a test kernel from the Debian 6.12 source.
 #
-#   kernel.sh build release|debug|systemd   build if not cached, print the build dir
-#   kernel.sh dir release|debug|systemd     print the build dir, fail if not built
+#   kernel.sh build release|debug|systemd|bench   build if not cached, print the build dir
+#   kernel.sh dir release|debug|systemd|bench     print the build dir, fail if not built
 #
 # Cache: $CACHE_DIR/kernel-<version>-<flavor>-<hash>/ where the hash covers
 # the config fragments, the build recipe (RECIPE below) and the toolchain. A lock makes two
@@ -19,7 +19,8 @@ case "$flavor" in
 release) fragments=(qemu/kconfig/release.config) ;;
 debug) fragments=(qemu/kconfig/release.config qemu/kconfig/debug.config) ;;
 systemd) fragments=(qemu/kconfig/release.config qemu/kconfig/systemd.config) ;;
-*) die "unknown kernel flavor '$flavor' (release, debug or systemd)" ;;
+bench) fragments=(qemu/kconfig/release.config qemu/kconfig/bench.config) ;;
+*) die "unknown kernel flavor '$flavor' (release, debug, systemd or bench)" ;;
 esac
 
 check_tools() {

@@ -9,7 +9,7 @@ DEB_PACKAGES=(
 	linux-source-6.12 clang-16 lld-16 llvm-16 libclang-16-dev
 	flex bison bc libelf-dev libssl-dev cpio xz-utils make python3
 	qemu-system-x86 busybox-static util-linux kmod rsync
-	debootstrap e2fsprogs shellcheck
+	debootstrap e2fsprogs shellcheck gnuplot-nox
 )
 
 need=()

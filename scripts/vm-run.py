@@ -7,6 +7,13 @@
     vm-run.py --kernel BZIMAGE --drive DISK.img --driver c|rust
               --kernel-flavor systemd --suite NAME --golden-dir DIR
               [--append ARGS] [--timeout SEC] [-v]
+    vm-run.py --kernel BZIMAGE --initrd CPIO --driver both
+              --kernel-flavor bench --suite bench|bench-quick
+              --golden-dir DIR --bench-out FILE
+
+The third form is the benchmark (scripts/bench.sh): both drivers in one
+boot, on one vCPU; the guest's `BENCH <record>` lines go to FILE, and its
+`RESULT bench` says whether it measured everything.
 
 With --drive the VM boots from DISK.img (raw, virtio-blk, root=/dev/vda rw)
 instead of an initramfs: the systemd VM (scripts/consumers-test.sh). --append
@@ -86,13 +93,15 @@ KERNEL_LOG_RE = re.compile("|".join(KERNEL_LOG_PATTERNS))
 LOG_CONTEXT = 5  # lines shown around an offending kernel log line
 LOG_MAX_HITS = 20
 
-DEFAULT_TIMEOUT = {"release": 900, "debug": 3600, "systemd": 300}
-MEMORY_MB = {"release": 1024, "debug": 2048, "systemd": 1024}
+DEFAULT_TIMEOUT = {"release": 900, "debug": 3600, "systemd": 300, "bench": 900}
+MEMORY_MB = {"release": 1024, "debug": 2048, "systemd": 1024, "bench": 1024}
 # The Rust driver runs on two vCPUs. The C reference runs on one: on two,
 # its probe fails when the rx callback's stop-request overlaps the probe's
 # own send (EFAULT from the MEI core) and frees the watchdog that callback
 # has just registered (KASAN: slab-use-after-free in identity_show).
-CPUS = {"c": 1, "rust": 2}
+# The benchmark ("both": the two drivers alternated in one boot) runs on
+# one, where C is sound, so that the comparison is fair.
+CPUS = {"c": 1, "rust": 2, "both": 1}
 CPUS_RE = re.compile(r"smp: Brought up \d+ nodes?, (\d+) CPUs?")
 # After DONE the guest powers off: the power-down or halt message (or this
 # many seconds) ends the run.
@@ -104,7 +113,7 @@ REBOOT_TRACE_END_RE = re.compile(r"mei_stub: reboot trace end$")
 HALT_RE = re.compile(r"reboot: (Power down|System halted|Power off not available|Restarting)")
 POLL_INTERVAL = 0.1
 KEEP_RUNS = 30
-RUN_DIR_RE = re.compile(r"\d{8}-\d{6}-(c|rust)-(release|debug|systemd)-\d+$")
+RUN_DIR_RE = re.compile(r"\d{8}-\d{6}-(c|rust|both)-(release|debug|systemd|bench)-\d+$")
 
 
 def cache_dir():
@@ -166,6 +175,7 @@ class Run:
         self.rebooting = None
         self.reboot_traces = {}
         self.reboot_trace_end = False
+        self.bench = []
 
     def report(self, name, ok, reason="", detail=()):
         if ok:
@@ -195,6 +205,8 @@ class Run:
             self.judge(name, status == "PASS", reason or verdict)
         elif word == "LOG":
             print(f"  {rest}", flush=True)
+        elif word == "BENCH":
+            self.bench.append(rest)
         elif word == "LOCKDEP":
             key, _, value = rest.partition(" ")
             self.lockdep[key] = value
@@ -469,8 +481,8 @@ def main():
     ap.add_argument("--initrd", help="initramfs cpio")
     ap.add_argument("--drive", help="root disk image (raw ext4; boots root=/dev/vda rw)")
     ap.add_argument("--append", help="more kernel command line arguments")
-    ap.add_argument("--driver", required=True, choices=["c", "rust"])
-    ap.add_argument("--kernel-flavor", required=True, choices=["release", "debug", "systemd"])
+    ap.add_argument("--driver", required=True, choices=["c", "rust", "both"])
+    ap.add_argument("--kernel-flavor", required=True, choices=["release", "debug", "systemd", "bench"])
     ap.add_argument("--suite", required=True, help="all, a scenario, or a comma list")
     ap.add_argument("--golden-dir", required=True, help="directory of <scenario>.trace")
     ap.add_argument(
@@ -479,6 +491,7 @@ def main():
     )
     ap.add_argument("--record", action="store_true", help="write golden traces (C driver only)")
     ap.add_argument("--timeout", type=float, help="wall clock limit in seconds")
+    ap.add_argument("--bench-out", help="write the guest's BENCH records to this file (suite bench)")
     ap.add_argument("-v", "--verbose", action="store_true", help="echo the kernel log")
     args = ap.parse_args()
     if args.record and args.driver != "c":
@@ -487,6 +500,8 @@ def main():
         ap.error(f"bad suite name {args.suite!r}")
     if not args.initrd and not args.drive:
         ap.error("one of --initrd and --drive is required")
+    if (args.driver == "both") != bool(args.bench_out):
+        ap.error("--driver both goes with --bench-out: the benchmark runs both drivers")
     if args.guest_bin and args.drive:
         ap.error("--guest-bin is for the initramfs VM (its /init runs the scenarios)")
     for f in (args.kernel, args.initrd, args.drive, args.guest_bin):
@@ -561,6 +576,9 @@ def main():
         check_golden_files(run, run.golden_dir, inventory)
     check_lockdep(run, args.kernel_flavor)
     check_kernel_log(run, console, CPUS[args.driver])
+    if args.bench_out:
+        Path(args.bench_out).write_text("".join(f"{r}\n" for r in run.bench))
+        print(f"vm-run: {len(run.bench)} BENCH records in {args.bench_out}", flush=True)
     print(f"vm-run: {elapsed:.1f} s, logs in {run_dir}", flush=True)
     print(f"{run.passed} passed, {run.failed} failed", flush=True)
     return 0 if run.failed == 0 and run.done else 1

@@ -192,6 +192,9 @@ pub struct Config {
     /// Fail the host's flow-control writes for the watchdog client (the
     /// read requests a registered rx callback starts) with `-EIO`.
     pub read_fault: bool,
+    /// Record watchdog-client traffic in the trace. Off for the benchmark:
+    /// a full trace shifts its records on every message.
+    pub trace: bool,
 }
 
 impl Default for Config {
@@ -211,6 +214,7 @@ impl Default for Config {
             answer_len: 6,
             connect_refused: false,
             read_fault: false,
+            trace: true,
         }
     }
 }
@@ -283,6 +287,7 @@ impl Config {
                 }
                 "connect_refused" => new.connect_refused = parse_bool(val)?,
                 "read_fault" => new.read_fault = parse_bool(val)?,
+                "trace" => new.trace = parse_bool(val)?,
                 _ => return Err(ConfigError::UnknownKey),
             }
         }
@@ -308,7 +313,8 @@ impl Config {
         }
         writeln!(w, "answer_len={}", self.answer_len)?;
         writeln!(w, "connect_refused={}", self.connect_refused as u8)?;
-        writeln!(w, "read_fault={}", self.read_fault as u8)
+        writeln!(w, "read_fault={}", self.read_fault as u8)?;
+        writeln!(w, "trace={}", self.trace as u8)
     }
 }
 
@@ -512,6 +518,9 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
     }
 
     fn record(&mut self, event: Event, arg: u8, payload: &[u8]) {
+        if !self.config.trace {
+            return;
+        }
         if self.trace_next == self.trace.len() {
             if self.trace.is_empty() {
                 return;

@@ -423,7 +423,7 @@ fn config_round_trip_and_errors() {
     assert_eq!(
         s,
         "wd=0\nversion=1\nnot_required=1\nnotify=0\nhbm=1.0\nfault=wrong_version\ndelay_ms=7\nms_per_fw_second=10\n\
-         write_fault=none\nwrite_late_ms=0\nnotify_after_ms=off\nanswer_len=6\nconnect_refused=0\nread_fault=0\n"
+         write_fault=none\nwrite_late_ms=0\nnotify_after_ms=off\nanswer_len=6\nconnect_refused=0\nread_fault=0\ntrace=1\n"
     );
     c.apply("answer_len=128 connect_refused=1 read_fault=1")
         .unwrap();
@@ -604,4 +604,24 @@ fn notification_after_a_start_response() {
     assert_eq!(drain(&mut late, 0).len(), 2);
     assert_eq!(drain(&mut late, 49).len(), 0);
     assert_eq!(drain(&mut late, 50)[0].2[0], 0x11);
+}
+
+#[test]
+fn trace_off_records_nothing_and_still_answers() {
+    let mut fw = connected(Config::default());
+    let before = trace(&fw);
+    fw.config.apply("trace=0").unwrap();
+    ping(&mut fw, 120, 0);
+    let msgs = drain(&mut fw, 0);
+    assert!(
+        msgs.iter()
+            .any(|(me, host, p)| (*me, *host) == (WD_ME_ADDR, HOST)
+                && p[..4] == [0x02, 0x04, 0x83, 0x10]),
+        "no start response in {msgs:?}"
+    );
+    assert_eq!(trace(&fw), before);
+    fw.config.apply("trace=1").unwrap();
+    ping(&mut fw, 120, 0);
+    drain(&mut fw, 0);
+    assert!(trace(&fw).contains("start-request"), "{}", trace(&fw));
 }

@@ -72,7 +72,7 @@ module! {
 /// Host buffer depth in 4-byte slots.
 const HBUF_DEPTH: u32 = 128;
 /// Most stub devices at once.
-const MAX_DEVICES: usize = 8;
+const MAX_DEVICES: usize = 16;
 
 /// The C key of a lockdep class.
 fn lock_class(key: &'static kernel::sync::LockClassKey) -> *mut bindings::lock_class_key {

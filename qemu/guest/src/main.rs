@@ -5,6 +5,7 @@
 //!     mei-wdt-tests --driver c|rust [--suite all|NAME[,NAME...]] [--stdout]
 //!                   [--at-reboot]
 //!     mei-wdt-tests --list [--driver c|rust]
+//!     mei-wdt-tests --bench [--quick]
 //!
 //! `all` runs every scenario but the extra ones (`demo`), which run only
 //! when named. Scenarios that end in a reboot (`reboot_open`) are left out
@@ -16,9 +17,13 @@
 //! only those that run for that driver. scripts/vm-run.py reads it on the
 //! host to check that every scenario reported and every golden file has one.
 //!
+//! `--bench` runs the benchmark (see the `bench` module) instead of
+//! scenarios: both drivers, alternated, in this one boot.
+//!
 //! Exit status: 0 when every scenario passed, 1 when one failed, 2 on usage
 //! errors.
 
+mod bench;
 mod expect;
 mod framework;
 mod kmod;
@@ -37,7 +42,8 @@ use report::Reporter;
 
 const USAGE: &str =
     "usage: mei-wdt-tests --driver c|rust [--suite all|NAME[,NAME...]] [--stdout] [--at-reboot]
-       mei-wdt-tests --list [--driver c|rust]";
+       mei-wdt-tests --list [--driver c|rust]
+       mei-wdt-tests --bench [--quick]";
 
 struct Options {
     driver: Driver,
@@ -101,10 +107,40 @@ fn list(args: &[String], all: &[Scenario], extra: &[Scenario]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `--bench [--quick]`: reports `BENCH` records, then `RESULT bench`.
+fn run_bench(args: &[String]) -> ExitCode {
+    let sizes = match args {
+        [] => bench::Sizes::FULL,
+        [q] if q == "--quick" => bench::Sizes::QUICK,
+        _ => {
+            eprintln!("mei-wdt-tests: --bench takes only --quick\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut rep = match Reporter::open(false) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mei-wdt-tests: cannot open {}: {e}", report::RESULTS_TTY);
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = bench::run(&mut rep, sizes);
+    let ok = outcome.is_ok();
+    rep.result("bench", &outcome);
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--child") {
         return ExitCode::from(watchdog::child_main(&args[1..]) as u8);
+    }
+    if args.first().map(String::as_str) == Some("--bench") {
+        return run_bench(&args[1..]);
     }
     let all = scenarios::all();
     let extra = scenarios::extra();

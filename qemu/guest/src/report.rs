@@ -55,6 +55,11 @@ impl Reporter {
         self.line(&format!("TRACE {name} END"));
     }
 
+    /// A benchmark record (see the `bench` module).
+    pub fn bench(&mut self, text: &str) {
+        self.line(&format!("BENCH {text}"));
+    }
+
     /// Says that scenario `name` restarts the machine now.
     pub fn reboot(&mut self, name: &str) {
         self.line(&format!("REBOOT {name}"));

@@ -109,6 +109,28 @@ pub fn get_support(fd: &impl AsRawFd) -> io::Result<WatchdogInfo> {
     Ok(info)
 }
 
+/// `IOCTL_MEI_CONNECT_CLIENT`: `_IOWR('H', 0x01, struct
+/// mei_connect_client_data)`, a 16-byte union (include/uapi/linux/mei.h).
+const IOCTL_MEI_CONNECT_CLIENT: c_ulong =
+    (IOC_READ_WRITE << 30) | (16 << 16) | ((b'H' as c_ulong) << 8) | 0x01;
+
+/// Connects an open MEI character device to the ME client `uuid` (in the
+/// bus's little-endian layout). Returns the client's maximum message
+/// length and protocol version.
+pub fn mei_connect(fd: &impl AsRawFd, uuid: &[u8; 16]) -> io::Result<(u32, u8)> {
+    // In: the client's uuid_le; out: struct mei_client (u32 max_msg_length,
+    // u8 protocol_version, 3 reserved bytes).
+    let mut data: [u8; 16] = *uuid;
+    // SAFETY: the request reads and writes exactly 16 bytes at its
+    // argument, and `data` is a live, writable 16-byte buffer.
+    let ret = unsafe { ffi::ioctl(fd.as_raw_fd(), IOCTL_MEI_CONNECT_CLIENT, data.as_mut_ptr()) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let max_len = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+    Ok((max_len, data[4]))
+}
+
 /// Lets `fd` survive exec (or not), so a child can use the same open file.
 pub fn set_inheritable(fd: &impl AsRawFd, inheritable: bool) -> io::Result<()> {
     let raw = fd.as_raw_fd();
