@@ -102,6 +102,8 @@ MEMORY_MB = {"release": 1024, "debug": 2048, "systemd": 1024, "bench": 1024}
 # The benchmark ("both": the two drivers alternated in one boot) runs on
 # one, where C is sound, so that the comparison is fair.
 CPUS = {"c": 1, "rust": 2, "both": 1}
+# The drivers whose scenarios the guest lists (`both` is the benchmark's).
+GUEST_DRIVERS = ("c", "rust")
 CPUS_RE = re.compile(r"smp: Brought up \d+ nodes?, (\d+) CPUs?")
 # After DONE the guest powers off: the power-down or halt message (or this
 # many seconds) ends the run.
@@ -322,7 +324,7 @@ class Inventory:
     def __init__(self, args):
         self.expected, self.known, self.error = [], set(), None
         try:
-            lists = {d: list_scenarios(args.guest_bin, d) for d in CPUS}
+            lists = {d: list_scenarios(args.guest_bin, d) for d in GUEST_DRIVERS}
         except RuntimeError as e:
             self.error = str(e)
             return
