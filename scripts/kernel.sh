@@ -114,5 +114,5 @@ build)
 	echo "kernel: $flavor built in $(($(date +%s) - start)) s" >&2
 	echo "$out"
 	;;
-*) die "usage: kernel.sh build|dir release|debug|systemd" ;;
+*) die "usage: kernel.sh build|dir release|debug|systemd|bench" ;;
 esac

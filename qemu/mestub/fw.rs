@@ -453,6 +453,9 @@ pub struct Firmware<T: DerefMut<Target = [Option<Record>]>> {
     timer: TimerState,
     timer_timeout: u16,
     expired: u32,
+    /// Start requests received since the last clear: the benchmark checks
+    /// that every keepalive it timed reached the firmware, with no trace.
+    starts: u32,
     /// A late write completes at this time (ms).
     write_held_until: Option<u64>,
     /// Messages queued so far: the next one's `seq`.
@@ -488,6 +491,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
             timer: TimerState::Idle,
             timer_timeout: 0,
             expired: 0,
+            starts: 0,
             write_held_until: None,
             queued_total: 0,
         }
@@ -512,6 +516,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
         self.trace_next = 0;
         self.trace_dropped = 0;
         self.expired = 0;
+        self.starts = 0;
         if self.timer == TimerState::Expired {
             self.timer = TimerState::Idle;
         }
@@ -752,6 +757,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
         self.push_hbm(&[FLOW_CONTROL, WD_ME_ADDR, host_addr, 0, 0, 0, 0, 0], now);
         match decode_mc(p) {
             McMsg::StartRequest { timeout } => {
+                self.starts = self.starts.wrapping_add(1);
                 self.timer_timeout = timeout;
                 let ms = u64::from(timeout) * u64::from(self.config.ms_per_fw_second);
                 self.timer = TimerState::Armed { deadline: now + ms };
@@ -977,7 +983,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
         Ok(())
     }
 
-    /// Writes the timer line: `state=... timeout=... expired=...`.
+    /// Writes the timer line: `state=... timeout=... expired=... starts=...`.
     pub fn write_timer(&self, w: &mut dyn Write) -> fmt::Result {
         let state = match self.timer {
             TimerState::Idle => "idle",
@@ -986,8 +992,8 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
         };
         writeln!(
             w,
-            "state={} timeout={} expired={}",
-            state, self.timer_timeout, self.expired
+            "state={} timeout={} expired={} starts={}",
+            state, self.timer_timeout, self.expired, self.starts
         )
     }
 

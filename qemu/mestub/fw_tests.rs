@@ -318,7 +318,7 @@ fn firmware_timer_expires_without_pings_and_not_after_stop() {
     assert_eq!(fw.timer(), TimerState::Expired);
     let mut s = String::new();
     fw.write_timer(&mut s).unwrap();
-    assert_eq!(s, "state=expired timeout=121 expired=1\n");
+    assert_eq!(s, "state=expired timeout=121 expired=1 starts=2\n");
     assert!(trace(&fw).ends_with("fw: timer expired\n"));
 
     fw.clear();
@@ -331,6 +331,12 @@ fn firmware_timer_expires_without_pings_and_not_after_stop() {
     assert_eq!(fw.timer(), TimerState::Idle);
     assert_eq!(fw.next_deadline(), None);
     assert!(trace(&fw).contains("host> 02 02 14 10 | stop-request\n"));
+    let mut s = String::new();
+    fw.write_timer(&mut s).unwrap();
+    assert_eq!(
+        s, "state=idle timeout=120 expired=0 starts=1\n",
+        "cleared, then one start"
+    );
 }
 
 #[test]
@@ -620,6 +626,12 @@ fn trace_off_records_nothing_and_still_answers() {
         "no start response in {msgs:?}"
     );
     assert_eq!(trace(&fw), before);
+    let mut timer = String::new();
+    fw.write_timer(&mut timer).unwrap();
+    assert!(
+        timer.ends_with(" starts=1\n"),
+        "counted with no trace: {timer}"
+    );
     fw.config.apply("trace=1").unwrap();
     ping(&mut fw, 120, 0);
     drain(&mut fw, 0);

@@ -28,7 +28,7 @@ elif [ "$nstart" = 0 ]; then
 	result systemd_poweroff_disarm 0 "systemd never started the watchdog"
 elif [ "$last" != stop ]; then
 	result systemd_poweroff_disarm 0 "last request before power-off is '${last:-none}', not a stop-request"
-elif [ "${timer%% *}" != state=idle ] || [ "${timer##* }" != expired=0 ]; then
+elif [ "${timer%% *}" != state=idle ] || ! grep -qw expired=0 <<<"$timer"; then
 	result systemd_poweroff_disarm 0 "firmware timer after power-off: $timer"
 elif [ -n "$notstop" ]; then
 	result systemd_poweroff_disarm 0 "kernel: $notstop"

@@ -1,22 +1,26 @@
 //! The benchmark (`--bench`): the C and the Rust mei_wdt, alternated in
 //! one boot against the same stub, and the MEI bus's own round trip
-//! through /dev/meiN as the floor. Raw figures go to the results port as
-//! `BENCH <kind> <driver> <round> <values...>` records; scripts/bench.py
-//! turns them into statistics and Rust/C ratios.
+//! through /dev/meiN as the floor, measured right before each driver.
+//! Raw figures go to the results port as `BENCH <kind> <who> <round>
+//! <values...>` records, a round at a time; scripts/bench.py turns them
+//! into statistics and Rust/C ratios.
 //!
 //! Records (times in ns, memory in bytes):
 //!
-//!     BENCH rtt c|rust|floor <round> <ns>...      one value per keepalive
+//!     BENCH sizes <rounds> <calls> <warmup> <tput calls> <binds> <mem devices>
+//!     BENCH rtt c|rust|floor_c|floor_rust <round> <ns>...  one per keepalive
 //!     BENCH tput c|rust <round> <config> <calls per second>
-//!     BENCH bind c|rust <round> <ns>...           sysfs bind to /dev/watchdogN
-//!     BENCH load c|rust <round> <ns>              insmod to /dev/watchdogN
-//!     BENCH mem c|rust <round> <bytes per bound device>
-//!     BENCH coresize c|rust <bytes>
+//!     BENCH bind c|rust <round> <ns>...     sysfs bind to /dev/watchdogN
+//!     BENCH load c|rust <round> <ns>        insmod to /dev/watchdogN
+//!     BENCH mem c|rust <round> <bytes>      per bind of the first device
+//!     BENCH mem_extra c|rust <round> <bytes>  per further device bound
+//!     BENCH coresize c|rust <round> <bytes>
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,7 +28,7 @@ use crate::framework::{wait_until, Timeouts};
 use crate::kmod;
 use crate::report::Reporter;
 use crate::stub::{self, Me, DRIVER_DIR};
-use crate::sys::{self, IntIoctl};
+use crate::sys::{IntIoctl, MeiFile};
 use crate::watchdog::{self, Watchdog};
 
 /// Stub config of every benchmarked device: a v2 client (every ping waits
@@ -35,9 +39,17 @@ const DEVICE: &str = "wd=1 version=2 notify=1 trace=0";
 /// The C driver's file beside the Rust one (same module name, mei_wdt).
 const C_MODULE: &str = "mei_wdt_c";
 
+/// How long one step may take before [`Guard`] ends the benchmark: the
+/// longest, the memory figure of a full run, takes well under a minute.
+const STEP_LIMIT: Duration = Duration::from_secs(150);
+
+/// How long the floor waits for the firmware's answer to one request.
+const ANSWER_LIMIT: Duration = Duration::from_secs(10);
+
 /// What one run measures, and how much.
 #[derive(Clone, Copy, Debug)]
 pub struct Sizes {
+    /// Even, so that each driver goes first in half of them.
     pub rounds: usize,
     /// Timed keepalives per round, after [`Sizes::warmup`] untimed ones.
     pub calls: usize,
@@ -45,13 +57,13 @@ pub struct Sizes {
     /// Keepalives per throughput configuration.
     pub tput_calls: usize,
     pub binds: usize,
-    /// Devices bound at once for the memory figure.
+    /// Devices, and binds of the first device, for the memory figures.
     pub mem_devices: usize,
 }
 
 impl Sizes {
     pub const FULL: Sizes = Sizes {
-        rounds: 7,
+        rounds: 8,
         calls: 2000,
         warmup: 200,
         tput_calls: 2000,
@@ -91,16 +103,75 @@ impl Under {
     }
 }
 
-/// A line for the results port, held until the measuring is over.
+type Output = Arc<Mutex<Reporter>>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Ends the benchmark when a step does not end: a keepalive, an insmod or
+/// a sysfs write can block for good on a broken driver, and the host
+/// would then see only its own timeout, without the step's name.
+#[derive(Clone)]
+struct Guard {
+    /// The step under way and its deadline; `None` once the run is over.
+    step: Arc<Mutex<Option<(String, Instant)>>>,
+}
+
+impl Guard {
+    fn start(out: Output) -> Self {
+        let step = Arc::new(Mutex::new(Some((
+            "start".to_string(),
+            Instant::now() + STEP_LIMIT,
+        ))));
+        let watched = Arc::clone(&step);
+        thread::spawn(move || loop {
+            thread::sleep(Duration::from_secs(1));
+            // Held until the exit: the run cannot report its own result
+            // after this one.
+            let step = lock(&watched);
+            match &*step {
+                None => return,
+                Some((name, deadline)) if Instant::now() >= *deadline => {
+                    let mut rep = lock(&out);
+                    rep.result(
+                        "bench",
+                        &Err(format!(
+                            "{name}: did not end within {} s",
+                            STEP_LIMIT.as_secs()
+                        )),
+                    );
+                    rep.drain();
+                    std::process::exit(1);
+                }
+                Some(_) => {}
+            }
+        });
+        Guard { step }
+    }
+
+    fn step(&self, name: String) {
+        let mut step = lock(&self.step);
+        if step.is_some() {
+            *step = Some((name, Instant::now() + STEP_LIMIT));
+        }
+    }
+
+    fn disarm(&self) {
+        *lock(&self.step) = None;
+    }
+}
+
+/// A line for the results port, held until the round is over.
 enum Line {
     Bench(String),
     Log(String),
 }
 
 struct Bench {
-    /// Output waits for the end: the emulated serial port sends at its
-    /// baud rate, by interrupts, and a record of thousands of values
-    /// would still be going out (slowing the next phase) otherwise.
+    out: Output,
+    guard: Guard,
+    /// Output waits for the end of the round (see [`Reporter::drain`]).
     lines: Vec<Line>,
     t: Timeouts,
     sizes: Sizes,
@@ -108,62 +179,21 @@ struct Bench {
     cldev: String,
 }
 
-/// Runs the benchmark, then reports what it measured; returns an error
-/// that ended it.
-pub fn run(rep: &mut Reporter, sizes: Sizes) -> Result<(), String> {
-    let mut lines = Vec::new();
-    let outcome = measure(&mut lines, sizes);
-    for line in lines {
-        match line {
-            Line::Bench(text) => rep.bench(&text),
-            Line::Log(text) => rep.log(&text),
-        }
-    }
-    outcome
-}
-
-fn measure(lines: &mut Vec<Line>, sizes: Sizes) -> Result<(), String> {
-    let t = Timeouts::detect();
-    kmod::insmod(kmod::STUB, &[])?;
-    wait_until("debugfs mei_stub/add", t.probe, || {
-        Path::new(stub::STUB_DIR).join("add").exists().then_some(())
-    })?;
-    let me = stub::add(DEVICE, &t)?;
-    let cldev = wait_until("the watchdog client on the MEI bus", t.probe, || {
-        stub::only_wdt_client().ok()
-    })?;
-    let mut b = Bench {
-        lines: Vec::new(),
-        t,
-        sizes,
-        me,
-        cldev,
-    };
-    for round in 0..sizes.rounds {
-        // Alternate which driver goes first, so neither always runs on a
-        // machine the other has just warmed.
-        let order = if round % 2 == 0 {
-            [Under::C, Under::Rust]
-        } else {
-            [Under::Rust, Under::C]
-        };
-        let done = b.floor(round).and_then(|()| {
-            order
-                .into_iter()
-                .try_for_each(|under| b.driver(under, round))
-        });
-        if let Err(e) = done {
-            lines.append(&mut b.lines);
-            return Err(e);
-        }
-        b.log(format!(
-            "bench: round {} of {} done",
-            round + 1,
-            sizes.rounds
-        ));
-    }
-    lines.append(&mut b.lines);
-    Ok(())
+/// Runs the benchmark and reports its records and its `RESULT bench`;
+/// true if it measured everything.
+pub fn run(rep: Reporter, sizes: Sizes) -> bool {
+    let out = Arc::new(Mutex::new(rep));
+    let guard = Guard::start(Arc::clone(&out));
+    let outcome = Bench::new(Arc::clone(&out), guard.clone(), sizes).and_then(|mut b| {
+        let measured = b.measure();
+        b.flush();
+        measured
+    });
+    guard.disarm();
+    let mut rep = lock(&out);
+    rep.result("bench", &outcome);
+    rep.drain();
+    outcome.is_ok()
 }
 
 /// Summarizes `v` for the log: min and median, µs.
@@ -188,7 +218,65 @@ fn elapsed_ns(start: Instant) -> u64 {
     start.elapsed().as_nanos().try_into().unwrap_or(u64::MAX)
 }
 
+/// Fails unless the firmware counted at least `want` more start requests
+/// than `before`: a keepalive the driver dropped would be timed as fast.
+fn reached(what: &str, before: u64, after: u64, want: usize) -> Result<(), String> {
+    let got = after.saturating_sub(before);
+    if got < want as u64 {
+        return Err(format!(
+            "{what}: the firmware got {got} start requests, want at least {want}"
+        ));
+    }
+    Ok(())
+}
+
 impl Bench {
+    fn new(out: Output, guard: Guard, sizes: Sizes) -> Result<Self, String> {
+        let t = Timeouts::detect();
+        guard.step("loading the stub".into());
+        kmod::insmod(kmod::STUB, &[])?;
+        wait_until("debugfs mei_stub/add", t.probe, || {
+            Path::new(stub::STUB_DIR).join("add").exists().then_some(())
+        })?;
+        let me = stub::add(DEVICE, &t)?;
+        let cldev = wait_until("the watchdog client on the MEI bus", t.probe, || {
+            stub::only_wdt_client().ok()
+        })?;
+        Ok(Bench {
+            out,
+            guard,
+            lines: Vec::new(),
+            t,
+            sizes,
+            me,
+            cldev,
+        })
+    }
+
+    fn measure(&mut self) -> Result<(), String> {
+        let z = self.sizes;
+        self.record(format!(
+            "sizes {} {} {} {} {} {}",
+            z.rounds, z.calls, z.warmup, z.tput_calls, z.binds, z.mem_devices
+        ));
+        for round in 0..z.rounds {
+            // Alternate which driver goes first, so neither always runs on
+            // a machine the other has just warmed.
+            let order = if round % 2 == 0 {
+                [Under::C, Under::Rust]
+            } else {
+                [Under::Rust, Under::C]
+            };
+            for under in order {
+                self.floor(under, round)?;
+                self.driver(under, round)?;
+            }
+            self.log(format!("bench: round {} of {} done", round + 1, z.rounds));
+            self.flush();
+        }
+        Ok(())
+    }
+
     fn record(&mut self, text: String) {
         self.lines.push(Line::Bench(text));
     }
@@ -197,17 +285,42 @@ impl Bench {
         self.lines.push(Line::Log(text));
     }
 
+    /// Sends the lines held so far, and waits until they are out.
+    fn flush(&mut self) {
+        let mut rep = lock(&self.out);
+        for line in self.lines.drain(..) {
+            match line {
+                Line::Bench(text) => rep.bench(&text),
+                Line::Log(text) => rep.log(&text),
+            }
+        }
+        rep.drain();
+    }
+
+    fn step(&self, under: Under, round: usize, what: &str) {
+        self.guard
+            .step(format!("{} round {round}: {what}", under.name()));
+    }
+
+    fn starts(&self, me: &Me) -> Result<u64, String> {
+        Ok(me.timer()?.starts)
+    }
+
     /// The floor: the same start request and its answer through the MEI
-    /// character device, with no driver bound to the client.
-    fn floor(&mut self, round: usize) -> Result<(), String> {
+    /// character device, with no driver bound to the client, right before
+    /// driver `next` is measured. As on the bus, where a bound client's
+    /// next read is started as soon as a message is taken, the read is
+    /// started (its flow-control credit sent) before the clock starts: a
+    /// non-blocking read, which gives EAGAIN.
+    fn floor(&mut self, next: Under, round: usize) -> Result<(), String> {
+        self.guard
+            .step(format!("floor before {} round {round}", next.name()));
         let node = mei_node(&self.cldev)?;
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&node)
-            .map_err(|e| format!("open {}: {e}", node.display()))?;
-        let (_, version) = sys::mei_connect(&f, &WDT_UUID_LE)
-            .map_err(|e| format!("IOCTL_MEI_CONNECT_CLIENT on {}: {e}", node.display()))?;
+        let shown = node.display().to_string();
+        let mut f = MeiFile::open(&node).map_err(|e| format!("open {shown}: {e}"))?;
+        let (_, version) = f
+            .connect(&WDT_UUID_LE)
+            .map_err(|e| format!("IOCTL_MEI_CONNECT_CLIENT on {shown}: {e}"))?;
         if version != 2 {
             return Err(format!(
                 "the watchdog client has protocol version {version}, want 2"
@@ -215,33 +328,58 @@ impl Bench {
         }
         let req = start_request(120);
         let mut buf = [0u8; 64];
-        let mut once = |f: &mut File| -> Result<(), String> {
+        let arm = |f: &mut MeiFile, buf: &mut [u8]| match f.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(format!("read from {shown}: {e}")),
+            Ok(n) => Err(format!("an unexpected message: {:02x?}", &buf[..n])),
+        };
+        let once = |f: &mut MeiFile, buf: &mut [u8]| -> Result<(), String> {
             f.write_all(&req)
-                .map_err(|e| format!("write to {}: {e}", node.display()))?;
-            let n = f
-                .read(&mut buf)
-                .map_err(|e| format!("read from {}: {e}", node.display()))?;
+                .map_err(|e| format!("write to {shown}: {e}"))?;
+            if !f
+                .wait_readable(ANSWER_LIMIT)
+                .map_err(|e| format!("poll {shown}: {e}"))?
+            {
+                return Err(format!(
+                    "no answer on {shown} within {} s",
+                    ANSWER_LIMIT.as_secs()
+                ));
+            }
+            let n = f.read(buf).map_err(|e| format!("read from {shown}: {e}"))?;
             // A start response: command 2, subcommand 0x83, status 0.
             if n < 5 || buf[0] != 0x02 || buf[2] != 0x83 || buf[4] != 0 {
                 return Err(format!("not a good start response: {:02x?}", &buf[..n]));
             }
             Ok(())
         };
+        let before = self.starts(&self.me)?;
+        arm(&mut f, &mut buf)?;
         for _ in 0..self.sizes.warmup {
-            once(&mut f)?;
+            once(&mut f, &mut buf)?;
+            arm(&mut f, &mut buf)?;
         }
         let mut v = Vec::with_capacity(self.sizes.calls);
         for _ in 0..self.sizes.calls {
             let start = Instant::now();
-            once(&mut f)?;
+            once(&mut f, &mut buf)?;
             v.push(elapsed_ns(start));
+            arm(&mut f, &mut buf)?;
         }
-        // Disarm the firmware timer before the drivers take over.
+        // Disarm the firmware timer before the driver takes over.
         f.write_all(&STOP_REQUEST)
-            .map_err(|e| format!("stop via {}: {e}", node.display()))?;
+            .map_err(|e| format!("stop via {shown}: {e}"))?;
         drop(f);
-        self.log(format!("bench: floor round {round}: {}", summary(&v)));
-        self.record(format!("rtt floor {round} {}", join(&v)));
+        self.me.settle(&self.t)?;
+        let after = self.starts(&self.me)?;
+        reached(
+            "the floor",
+            before,
+            after,
+            self.sizes.warmup + self.sizes.calls,
+        )?;
+        let who = format!("floor_{}", next.name());
+        self.log(format!("bench: {who} round {round}: {}", summary(&v)));
+        self.record(format!("rtt {who} {round} {}", join(&v)));
         Ok(())
     }
 
@@ -250,46 +388,68 @@ impl Bench {
         let path = kmod::modules_dir()?
             .join("extra")
             .join(format!("{}.ko", under.module_file()));
+        self.step(under, round, "insmod");
         let start = Instant::now();
         run_cmd(Command::new("insmod").arg(&path))?;
-        let wd = self.wait_registered()?;
-        self.record(format!("load {name} {round} {}", elapsed_ns(start)));
+        let (took, wd) = self.wait_registered(start)?;
+        self.record(format!("load {name} {round} {took}"));
         // C sets IDLE only after the device is visible: an open before
         // then is forgotten, and its keepalives send nothing (README,
         // difference 8). Whatever is still in flight ends first.
         self.me.settle(&self.t)?;
         let coresize = fs::read_to_string("/sys/module/mei_wdt/coresize")
             .map_err(|e| format!("coresize: {e}"))?;
-        if round == 0 {
-            self.record(format!("coresize {name} {}", coresize.trim()));
-        }
+        self.record(format!("coresize {name} {round} {}", coresize.trim()));
 
+        self.step(under, round, "keepalives");
         let v = self.keepalives(&wd)?;
         self.log(format!("bench: {name} round {round}: {}", summary(&v)));
         self.record(format!("rtt {name} {round} {}", join(&v)));
 
         for threads in [1, 2, 4] {
-            let rate = self.throughput(std::slice::from_ref(&wd), threads)?;
+            self.step(under, round, &format!("throughput, {threads} threads"));
+            let rate = self.throughput(&[(&wd, &self.me)], threads)?;
             self.record(format!("tput {name} {round} threads{threads} {rate:.0}"));
         }
+        self.step(under, round, "throughput, two devices");
         let second = stub::add(DEVICE, &self.t)?;
         let both = wait_until("two iamt_wdt watchdogs", self.t.probe, || {
             let all = watchdog::find_all();
             (all.len() == 2).then_some(all)
         })?;
         second.settle(&self.t)?;
-        let rate = self.throughput(&both, 2)?;
+        let other = both
+            .iter()
+            .find(|w| w.name != wd.name)
+            .ok_or("the second device's watchdog is missing")?;
+        let rate = self.throughput(&[(&wd, &self.me), (other, &second)], 2)?;
         self.record(format!("tput {name} {round} two_devices {rate:.0}"));
         stub::remove(&second)?;
         wait_until("one iamt_wdt watchdog", self.t.probe, || {
             (watchdog::find_all().len() == 1).then_some(())
         })?;
 
+        self.step(under, round, "binds");
         let binds = self.binds()?;
         self.record(format!("bind {name} {round} {}", join(&binds)));
-        let mem = self.memory_per_device()?;
-        self.record(format!("mem {name} {round} {mem}"));
+        self.step(under, round, "memory");
+        let Memory {
+            first,
+            extra,
+            sites,
+        } = self.memory()?;
+        if round == 0 {
+            self.log(format!(
+                "bench: {name}: the first bind's bytes by call site (largest changes):"
+            ));
+            for (site, bytes) in sites {
+                self.log(format!("bench:   {bytes:+7} {site}"));
+            }
+        }
+        self.record(format!("mem {name} {round} {first}"));
+        self.record(format!("mem_extra {name} {round} {extra}"));
 
+        self.step(under, round, "rmmod");
         kmod::rmmod(kmod::DRIVER, &self.t)?;
         wait_until("no iamt_wdt watchdog", self.t.probe, || {
             watchdog::find_all().is_empty().then_some(())
@@ -297,8 +457,9 @@ impl Bench {
     }
 
     /// Waits for the main device's watchdog, polling without sleeping (the
-    /// benchmark's one vCPU yields to the kernel's work items in between).
-    fn wait_registered(&self) -> Result<Watchdog, String> {
+    /// benchmark's one vCPU yields to the kernel's work items in between);
+    /// returns the time from `start` to its /dev node, and the watchdog.
+    fn wait_registered(&self, start: Instant) -> Result<(u64, Watchdog), String> {
         let dir = Path::new(stub::MEI_DEVICES)
             .join(&self.cldev)
             .join("watchdog");
@@ -311,10 +472,12 @@ impl Bench {
                 .find_map(|e| e.file_name().into_string().ok())
             {
                 if Path::new("/dev").join(&name).exists() {
-                    return watchdog::find_all()
+                    let took = elapsed_ns(start);
+                    let wd = watchdog::find_all()
                         .into_iter()
                         .find(|w| w.name == name)
-                        .ok_or(format!("{name} is not an iamt_wdt watchdog"));
+                        .ok_or(format!("{name} is not an iamt_wdt watchdog"))?;
+                    return Ok((took, wd));
                 }
             }
             if Instant::now() > deadline {
@@ -325,6 +488,7 @@ impl Bench {
     }
 
     fn keepalives(&self, wd: &Watchdog) -> Result<Vec<u64>, String> {
+        let before = self.starts(&self.me)?;
         let f = wd.open()?;
         let ping = || {
             f.ioctl(IntIoctl::Keepalive, 0)
@@ -340,15 +504,27 @@ impl Bench {
             v.push(elapsed_ns(start));
         }
         drop(f);
+        self.me.settle(&self.t)?;
+        let after = self.starts(&self.me)?;
+        reached(
+            "keepalives",
+            before,
+            after,
+            self.sizes.warmup + self.sizes.calls,
+        )?;
         Ok(v)
     }
 
     /// Keepalives per second: `threads` threads share the calls, spread
     /// over the devices' open files.
-    fn throughput(&self, wds: &[Watchdog], threads: usize) -> Result<f64, String> {
+    fn throughput(&self, wds: &[(&Watchdog, &Me)], threads: usize) -> Result<f64, String> {
+        let before = wds
+            .iter()
+            .map(|(_, me)| self.starts(me))
+            .sum::<Result<u64, String>>()?;
         let files = wds
             .iter()
-            .map(Watchdog::open)
+            .map(|(wd, _)| wd.open())
             .collect::<Result<Vec<_>, _>>()?;
         let per_thread = self.sizes.tput_calls / threads;
         let start = Instant::now();
@@ -374,53 +550,86 @@ impl Bench {
         for r in results {
             r?;
         }
-        for f in files {
-            drop(f);
+        drop(files);
+        let mut after = 0;
+        for (_, me) in wds {
+            me.settle(&self.t)?;
+            after += self.starts(me)?;
         }
+        reached("throughput", before, after, per_thread * threads)?;
         Ok((per_thread * threads) as f64 / secs)
     }
 
-    /// Unbinds and binds the main device; each time, from the `bind` write
-    /// to /dev/watchdogN.
-    fn binds(&self) -> Result<Vec<u64>, String> {
-        let dir = Path::new(DRIVER_DIR);
-        let mut v = Vec::with_capacity(self.sizes.binds);
-        for _ in 0..self.sizes.binds {
-            stub::write_file(&dir.join("unbind"), &self.cldev)?;
-            wait_until("no iamt_wdt watchdog", self.t.probe, || {
-                watchdog::find_all().is_empty().then_some(())
-            })?;
-            self.me.settle(&self.t)?;
-            let start = Instant::now();
-            stub::write_file(&dir.join("bind"), &self.cldev)?;
-            self.wait_registered()?;
-            v.push(elapsed_ns(start));
-            self.me.settle(&self.t)?;
-        }
-        Ok(v)
+    /// Unbinds the main device and binds it again, waiting for the
+    /// firmware to be idle after each; returns the time from the `bind`
+    /// write to /dev/watchdogN.
+    fn rebind(&self) -> Result<u64, String> {
+        self.unbind_main()?;
+        let start = Instant::now();
+        stub::write_file(&Path::new(DRIVER_DIR).join("bind"), &self.cldev)?;
+        let (took, _) = self.wait_registered(start)?;
+        self.me.settle(&self.t)?;
+        Ok(took)
     }
 
-    /// The kernel memory one bound device costs: `mem_devices` more
-    /// devices, all unbound and then all bound, the bytes still allocated
-    /// divided by their number. Allocation profiling is on from before
-    /// they come until after they are gone: the profiler counts a free
-    /// only while it is on, and a module's tag with bytes left at its
-    /// unload is a kernel warning.
-    fn memory_per_device(&self) -> Result<i64, String> {
+    fn unbind_main(&self) -> Result<(), String> {
+        stub::write_file(&Path::new(DRIVER_DIR).join("unbind"), &self.cldev)?;
+        wait_until("no watchdog on the first device", self.t.probe, || {
+            (!stub::is_bound(&self.cldev)).then_some(())
+        })?;
+        self.me.settle(&self.t).map(|_| ())
+    }
+
+    fn binds(&self) -> Result<Vec<u64>, String> {
+        (0..self.sizes.binds).map(|_| self.rebind()).collect()
+    }
+
+    /// The kernel memory a bound device costs, two ways, by the bytes
+    /// allocated before and after binding (/proc/allocinfo):
+    /// - the first device, unbound and bound `mem_devices` times;
+    /// - `mem_devices` further devices, all unbound and then all bound.
+    ///
+    /// C makes its debugfs directory for the first device only (the name
+    /// is taken for the others), the Rust driver for each: so the first
+    /// figure compares like with like.
+    ///
+    /// Allocation profiling is on from before the devices come until after
+    /// the devices measured are gone: the profiler counts a free only while
+    /// it is on, and a module's tag with bytes left at its unload is a
+    /// kernel warning. So the first device is left unbound (its driver is
+    /// unloaded next).
+    fn memory(&self) -> Result<Memory, String> {
         let n = self.sizes.mem_devices;
         set_profiling(true)?;
-        let measured = self.memory_with_profiling(n);
-        let gone = wait_until("one iamt_wdt watchdog", self.t.probe, || {
-            (watchdog::find_all().len() == 1).then_some(())
-        })
-        .and_then(|()| self.me.settle(&self.t).map(|_| ()));
+        let extra = self.memory_of_extra_devices(n);
+        let first = extra.and_then(|extra| {
+            let mut total = 0;
+            let mut sites = Vec::new();
+            for i in 0..n {
+                self.unbind_main()?;
+                let before = allocations(&[&self.me], &self.t)?;
+                stub::write_file(&Path::new(DRIVER_DIR).join("bind"), &self.cldev)?;
+                self.wait_registered(Instant::now())?;
+                let after = allocations(&[&self.me], &self.t)?;
+                total += after.total() - before.total();
+                if i == 0 {
+                    sites = after.largest_changes_from(&before, 12);
+                }
+            }
+            Ok(Memory {
+                first: total / n as i64,
+                extra,
+                sites,
+            })
+        });
+        let gone = self.unbind_main();
         // Objects freed after an RCU grace period or by a work item.
         thread::sleep(Duration::from_millis(200));
         set_profiling(false)?;
-        gone.and(measured)
+        gone.and(first)
     }
 
-    fn memory_with_profiling(&self, n: usize) -> Result<i64, String> {
+    fn memory_of_extra_devices(&self, n: usize) -> Result<i64, String> {
         let mut mes = Vec::with_capacity(n);
         let measured = (|| {
             for _ in 0..n {
@@ -442,7 +651,8 @@ impl Bench {
             wait_until("one iamt_wdt watchdog", self.t.probe, || {
                 (watchdog::find_all().len() == 1).then_some(())
             })?;
-            let before = allocated_bytes(&mes, &self.t)?;
+            let mes_ref: Vec<&Me> = mes.iter().collect();
+            let before = allocations(&mes_ref, &self.t)?.total();
             for c in &extra {
                 stub::write_file(&dir.join("bind"), c)?;
             }
@@ -451,14 +661,28 @@ impl Bench {
                 self.t.probe,
                 || (watchdog::find_all().len() == n + 1).then_some(()),
             )?;
-            let after = allocated_bytes(&mes, &self.t)?;
+            let after = allocations(&mes_ref, &self.t)?.total();
             Ok((after - before) / n as i64)
         })();
         for me in &mes {
             stub::remove(me)?;
         }
+        wait_until("one iamt_wdt watchdog", self.t.probe, || {
+            (watchdog::find_all().len() == 1).then_some(())
+        })?;
+        self.me.settle(&self.t)?;
         measured
     }
+}
+
+/// What a bound device costs, in bytes (see [`Bench::memory`]).
+struct Memory {
+    /// Per bind of the first device.
+    first: i64,
+    /// Per further device.
+    extra: i64,
+    /// The first bind's largest changes, by call site.
+    sites: Vec<(String, i64)>,
 }
 
 /// Turns allocation profiling (the bench kernel's
@@ -470,19 +694,70 @@ fn set_profiling(on: bool) -> Result<(), String> {
     )
 }
 
-/// Bytes allocated now, by every call site that /proc/allocinfo counts,
-/// once `mes` are idle and objects freed through RCU are back.
-fn allocated_bytes(mes: &[Me], t: &Timeouts) -> Result<i64, String> {
+/// Call sites left out of the sums: those whose bytes /proc/allocinfo
+/// already counts at another call site (the slab pages, and their
+/// per-object tag vectors, that hold objects counted where they were
+/// allocated; the pages backing per-CPU chunks, counted at the per-CPU
+/// allocations), and the pages of processes and of the page cache, which
+/// the benchmark's own reads and writes move.
+const LEFT_OUT: [&str; 6] = [
+    "func:alloc_slab_page",
+    "func:alloc_slab_obj_exts",
+    "mm/percpu-vm.c:",
+    "mm/memory.c:",
+    "mm/filemap.c:",
+    "mm/readahead.c:",
+];
+
+/// Bytes allocated now by each call site (but for [`LEFT_OUT`]), when `mes` are idle and objects freed through RCU are back.
+fn allocations(mes: &[&Me], t: &Timeouts) -> Result<Allocations, String> {
     for me in mes {
         me.settle(t)?;
     }
     thread::sleep(Duration::from_millis(100));
-    let info = stub::read_file(Path::new("/proc/allocinfo"))?;
-    // "<bytes> <calls> <file:line> [module] func:<name>", after a header.
-    Ok(info
-        .lines()
-        .filter_map(|l| l.split_whitespace().next()?.parse::<i64>().ok())
-        .sum())
+    Ok(Allocations::parse(&stub::read_file(Path::new(
+        "/proc/allocinfo",
+    ))?))
+}
+
+/// /proc/allocinfo's bytes by call site, but for [`LEFT_OUT`].
+struct Allocations(Vec<(String, i64)>);
+
+impl Allocations {
+    /// Lines are `<bytes> <calls> <file:line> [module] func:<name>`, after
+    /// a header.
+    fn parse(info: &str) -> Self {
+        Allocations(
+            info.lines()
+                .filter(|l| !LEFT_OUT.iter().any(|site| l.contains(site)))
+                .filter_map(|l| {
+                    let mut f = l.split_whitespace();
+                    let bytes = f.next()?.parse::<i64>().ok()?;
+                    let _calls = f.next()?;
+                    Some((f.collect::<Vec<_>>().join(" "), bytes))
+                })
+                .collect(),
+        )
+    }
+
+    fn total(&self) -> i64 {
+        self.0.iter().map(|(_, b)| b).sum()
+    }
+
+    /// The `n` sites whose bytes changed most since `before`, largest first.
+    fn largest_changes_from(&self, before: &Allocations, n: usize) -> Vec<(String, i64)> {
+        let old: std::collections::HashMap<&str, i64> =
+            before.0.iter().map(|(s, b)| (s.as_str(), *b)).collect();
+        let mut changes: Vec<(String, i64)> = self
+            .0
+            .iter()
+            .map(|(s, b)| (s.clone(), b - old.get(s.as_str()).copied().unwrap_or(0)))
+            .filter(|(_, d)| *d != 0)
+            .collect();
+        changes.sort_by_key(|(_, d)| std::cmp::Reverse(d.abs()));
+        changes.truncate(n);
+        changes
+    }
 }
 
 /// The MEI character device of the ME that has `cldev` (`<me>-<uuid>`).
@@ -531,3 +806,34 @@ fn start_request(timeout: u16) -> [u8; 23] {
 
 /// A stop request: subcommand 0x14, byte count 2 (no timeout).
 const STOP_REQUEST: [u8; 4] = [0x02, 2, 0x14, 0x10];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocinfo_sums_leave_out_double_counts_and_process_pages() {
+        let info = "allocinfo - version: 1.0\n\
+                    #     <size>  <calls> <tag info>\n\
+                    \x20      4096        1 mm/slub.c:2435 func:alloc_slab_page\n\
+                    \x20       512        4 drivers/misc/mei/client.c:600 [mei] func:mei_cl_alloc\n\
+                    \x20        64        1 mm/slub.c:2000 func:alloc_slab_obj_exts\n\
+                    \x20      8192        2 mm/percpu-vm.c:95 func:pcpu_alloc_pages\n\
+                    \x20       256        1 [mei_wdt] func:probe\n\
+                    \x20     12288        3 mm/memory.c:1063 func:folio_prealloc\n";
+        assert_eq!(Allocations::parse(info).total(), 768);
+    }
+
+    #[test]
+    fn changes_are_by_site_largest_first() {
+        let before = Allocations::parse("10 1 a.c:1 func:a\n20 1 b.c:2 func:b\n");
+        let after = Allocations::parse("10 1 a.c:1 func:a\n5 1 b.c:2 func:b\n90 1 c.c:3 func:c\n");
+        assert_eq!(
+            after.largest_changes_from(&before, 5),
+            [
+                ("c.c:3 func:c".to_string(), 90),
+                ("b.c:2 func:b".to_string(), -15)
+            ]
+        );
+    }
+}

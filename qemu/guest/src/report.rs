@@ -9,27 +9,46 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 
+use crate::sys;
+
 /// Where the guest writes results; the kernel log has ttyS0 to itself.
 pub const RESULTS_TTY: &str = "/dev/ttyS1";
 
 const O_NOCTTY: i32 = 0o400;
 
 pub struct Reporter {
-    out: Box<dyn Write>,
+    out: Box<dyn Write + Send>,
+    /// The results port, for [`Reporter::drain`].
+    tty: Option<File>,
 }
 
 impl Reporter {
     pub fn open(to_stdout: bool) -> io::Result<Self> {
-        let out: Box<dyn Write> = if to_stdout {
-            Box::new(io::stdout())
-        } else {
-            let tty: File = OpenOptions::new()
-                .write(true)
-                .custom_flags(O_NOCTTY)
-                .open(RESULTS_TTY)?;
-            Box::new(tty)
-        };
-        Ok(Self { out })
+        if to_stdout {
+            return Ok(Self {
+                out: Box::new(io::stdout()),
+                tty: None,
+            });
+        }
+        let tty: File = OpenOptions::new()
+            .write(true)
+            .custom_flags(O_NOCTTY)
+            .open(RESULTS_TTY)?;
+        Ok(Self {
+            out: Box::new(tty.try_clone()?),
+            tty: Some(tty),
+        })
+    }
+
+    /// Waits until what was written has left the results port: the
+    /// emulated serial port sends at its baud rate, by interrupts, which
+    /// would slow whatever the guest measures next.
+    pub fn drain(&mut self) {
+        if let Some(tty) = &self.tty {
+            if let Err(e) = sys::tcdrain(tty) {
+                eprintln!("mei-wdt-tests: cannot drain {RESULTS_TTY}: {e}");
+            }
+        }
     }
 
     fn line(&mut self, text: &str) {

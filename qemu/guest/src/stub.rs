@@ -133,12 +133,14 @@ impl Trace {
     }
 }
 
-/// `me<N>/timer`: `state=.. timeout=.. expired=..`.
+/// `me<N>/timer`: `state=.. timeout=.. expired=.. starts=..`.
 #[derive(Clone, Debug, Default)]
 pub struct Timer {
     pub state: String,
     pub timeout: u64,
     pub expired: u64,
+    /// Start requests received since the last `clear`.
+    pub starts: u64,
     pub raw: String,
 }
 
@@ -172,6 +174,7 @@ impl Me {
                 Some(("state", v)) => t.state = v.to_string(),
                 Some(("timeout", v)) => t.timeout = v.parse().unwrap_or(0),
                 Some(("expired", v)) => t.expired = v.parse().unwrap_or(0),
+                Some(("starts", v)) => t.starts = v.parse().unwrap_or(0),
                 _ => {}
             }
         }
@@ -205,7 +208,9 @@ impl Me {
     /// that the next step's messages cannot interleave with this one's:
     /// the stub says it is idle (nothing queued for the host, no late
     /// write, no MEI core or bus callback work), [`IDLE_POLLS`] times in a
-    /// row with the trace unchanged. Returns that trace.
+    /// row with the trace unchanged. Returns that trace. (With `trace=0`,
+    /// as the benchmark runs, the trace stays empty and the idle state
+    /// decides alone.)
     pub fn settle(&self, t: &Timeouts) -> Result<Trace, String> {
         let deadline = Instant::now() + t.settle_max;
         let mut last = self.trace()?;

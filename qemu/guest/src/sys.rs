@@ -1,11 +1,14 @@
-//! The few C library calls std does not wrap: watchdog ioctls, the
-//! close-on-exec flag, kill(2) and reboot(2). All `unsafe` of the crate
+//! The few C library calls std does not wrap: watchdog and MEI ioctls,
+//! poll(2), tcdrain(3), the close-on-exec flag, kill(2) and reboot(2). All `unsafe` of the crate
 //! lives here.
 
-use std::fs::File;
-use std::io;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-use std::os::raw::{c_int, c_ulong};
+use std::os::raw::{c_int, c_short, c_ulong};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::Duration;
 
 mod ffi {
     use std::os::raw::{c_int, c_ulong};
@@ -16,6 +19,8 @@ mod ffi {
         pub fn kill(pid: c_int, sig: c_int) -> c_int;
         pub fn sync();
         pub fn reboot(howto: c_int) -> c_int;
+        pub fn poll(fds: *mut super::PollFd, nfds: c_ulong, timeout: c_int) -> c_int;
+        pub fn tcdrain(fd: c_int) -> c_int;
     }
 }
 
@@ -114,21 +119,120 @@ pub fn get_support(fd: &impl AsRawFd) -> io::Result<WatchdogInfo> {
 const IOCTL_MEI_CONNECT_CLIENT: c_ulong =
     (IOC_READ_WRITE << 30) | (16 << 16) | ((b'H' as c_ulong) << 8) | 0x01;
 
-/// Connects an open MEI character device to the ME client `uuid` (in the
-/// bus's little-endian layout). Returns the client's maximum message
-/// length and protocol version.
-pub fn mei_connect(fd: &impl AsRawFd, uuid: &[u8; 16]) -> io::Result<(u32, u8)> {
-    // In: the client's uuid_le; out: struct mei_client (u32 max_msg_length,
-    // u8 protocol_version, 3 reserved bytes).
-    let mut data: [u8; 16] = *uuid;
-    // SAFETY: the request reads and writes exactly 16 bytes at its
-    // argument, and `data` is a live, writable 16-byte buffer.
-    let ret = unsafe { ffi::ioctl(fd.as_raw_fd(), IOCTL_MEI_CONNECT_CLIENT, data.as_mut_ptr()) };
-    if ret < 0 {
+/// An open MEI character device (`/dev/meiN`), in non-blocking mode: the
+/// only kind of file [`MeiFile::connect`] issues its ioctl on, because
+/// another driver could give the same request number another meaning.
+pub struct MeiFile {
+    file: File,
+}
+
+impl MeiFile {
+    /// Opens `node`, which must be the device of `/sys/class/mei/<its
+    /// name>`: the same character device number.
+    pub fn open(node: &Path) -> io::Result<Self> {
+        let name = node
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| io::Error::other("not a device node name"))?;
+        let class_dev = fs::read_to_string(Path::new("/sys/class/mei").join(name).join("dev"))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(O_NONBLOCK)
+            .open(node)?;
+        let meta = file.metadata()?;
+        let rdev = meta.rdev();
+        // The kernel's dev_t encoding, as glibc's major()/minor() read it.
+        let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
+        let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
+        if !meta.file_type().is_char_device() || class_dev.trim() != format!("{major}:{minor}") {
+            return Err(io::Error::other(format!(
+                "{} is not the MEI device {name} ({})",
+                node.display(),
+                class_dev.trim()
+            )));
+        }
+        Ok(Self { file })
+    }
+
+    /// `IOCTL_MEI_CONNECT_CLIENT`: connects to the ME client `uuid` (in the
+    /// bus's little-endian layout). Returns the client's maximum message
+    /// length and protocol version.
+    pub fn connect(&self, uuid: &[u8; 16]) -> io::Result<(u32, u8)> {
+        // In: the client's uuid_le; out: struct mei_client (u32
+        // max_msg_length, u8 protocol_version, 3 reserved bytes).
+        let mut data: [u8; 16] = *uuid;
+        // SAFETY: `self.file` is a MEI character device (checked by
+        // `open`), whose IOCTL_MEI_CONNECT_CLIENT reads and writes exactly
+        // 16 bytes at its argument; `data` is a live, writable 16-byte
+        // buffer.
+        let ret = unsafe {
+            ffi::ioctl(
+                self.file.as_raw_fd(),
+                IOCTL_MEI_CONNECT_CLIENT,
+                data.as_mut_ptr(),
+            )
+        };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let max_len = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]);
+        Ok((max_len, data[4]))
+    }
+
+    /// Waits until a message can be read, for at most `limit`; false if
+    /// none came in time.
+    pub fn wait_readable(&self, limit: Duration) -> io::Result<bool> {
+        let mut pfd = PollFd {
+            fd: self.file.as_raw_fd(),
+            events: POLLIN,
+            revents: 0,
+        };
+        let ms = c_int::try_from(limit.as_millis()).unwrap_or(c_int::MAX);
+        // SAFETY: `pfd` is one live, writable `struct pollfd` (`PollFd`
+        // mirrors it, `repr(C)`), and the count passed is 1.
+        let ret = unsafe { ffi::poll(&raw mut pfd, 1, ms) };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(ret > 0)
+    }
+}
+
+impl Read for MeiFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.file.read(buf)
+    }
+}
+
+impl Write for MeiFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// `struct pollfd` from <poll.h>.
+#[repr(C)]
+struct PollFd {
+    fd: c_int,
+    events: c_short,
+    revents: c_short,
+}
+
+const POLLIN: c_short = 1;
+const O_NONBLOCK: c_int = 0o4000;
+
+/// Waits until everything written to the terminal `fd` has been sent.
+pub fn tcdrain(fd: &impl AsRawFd) -> io::Result<()> {
+    // SAFETY: tcdrain(3) takes no pointer; it only waits on `fd`.
+    if unsafe { ffi::tcdrain(fd.as_raw_fd()) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    let max_len = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
-    Ok((max_len, data[4]))
+    Ok(())
 }
 
 /// Lets `fd` survive exec (or not), so a child can use the same open file.
