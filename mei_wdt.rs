@@ -33,7 +33,10 @@ mod work;
 use completion::{Completion, WaitResult};
 use core::fmt::Write;
 use core::pin::Pin;
-use device::{code, dev_err, dev_err_ratelimited, dev_warn, dev_warn_ratelimited, RateLimit};
+use device::{
+    code, dev_err, dev_err_int, dev_err_int_ratelimited, dev_err_ratelimited, dev_warn,
+    dev_warn_ratelimited, RateLimit,
+};
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 use kernel::types::ARef;
@@ -138,10 +141,10 @@ impl Wdt {
     /// Sends a start (ping) request with the current timeout.
     fn send_ping(&self, timeout: u16) -> Result {
         self.send(&proto::encode_start(timeout)).inspect_err(|e| {
-            dev_err_ratelimited!(
+            dev_err_int_ratelimited!(
                 self.log_limit,
                 self.dev(),
-                "ping send failed: {}\n",
+                "ping send failed: %d\n",
                 e.to_errno()
             );
         })
@@ -159,10 +162,10 @@ impl Wdt {
 
     fn send_stop(&self) -> Result {
         self.send(&proto::encode_stop()).inspect_err(|e| {
-            dev_err_ratelimited!(
+            dev_err_int_ratelimited!(
                 self.log_limit,
                 self.dev(),
-                "stop send failed: {}\n",
+                "stop send failed: %d\n",
                 e.to_errno()
             );
         })
@@ -189,12 +192,12 @@ impl Wdt {
             min_timeout: proto::MIN_TIMEOUT.into(),
             max_timeout: proto::MAX_TIMEOUT.into(),
         };
-        watchdog::Registration::new(this.dev(), &info, this.clone(), &THIS_MODULE)
+        watchdog::Registration::new(this.dev(), &info, this.clone())
             .map(|r| *reg = Some(r))
             .inspect_err(|e| {
-                dev_err!(
+                dev_err_int!(
                     this.dev(),
-                    "unable to register watchdog device: {}\n",
+                    "unable to register watchdog device: %d\n",
                     e.to_errno()
                 )
             })
@@ -247,6 +250,8 @@ impl Wdt {
     }
 }
 
+watchdog::declare_ops!(Wdt);
+
 #[vtable]
 impl watchdog::Operations for Wdt {
     fn start(&self, wdd: &watchdog::Device<watchdog::Serialized>) -> Result {
@@ -296,11 +301,11 @@ impl watchdog::Operations for Wdt {
                 inner.response_error.take().map_or(Ok(()), Err)
             }
             WaitResult::TimedOut => {
-                dev_err_ratelimited!(
+                dev_err_int_ratelimited!(
                     self.log_limit,
                     self.dev(),
-                    "no ping response from the firmware in {} ms\n",
-                    bound
+                    "no ping response from the firmware in %d ms\n",
+                    bound as i32
                 );
                 Err(code::etimedout())
             }
@@ -321,15 +326,16 @@ impl watchdog::Operations for Wdt {
 #[pin_data]
 struct MeiWdt {
     wdt: Arc<Wdt>,
-    _debugfs: debugfs::Files<Wdt>,
+    _debugfs: debugfs::Files<Wdt, 2>,
 }
 
 impl mei_cl::Driver for MeiWdt {
     const NAME: &'static CStr = c_str!("mei_wdt");
-    const ID_TABLE: &'static [mei_cl::DeviceId] = &[mei_cl::DeviceId {
-        uuid: WDT_UUID,
-        version: mei_cl::DeviceId::VERSION_ANY,
-    }];
+    const ID_TABLE: mei_cl::IdTable =
+        mei_cl::IdTable::new(&mei_cl::IdArray::new([mei_cl::DeviceId::new(
+            WDT_UUID,
+            mei_cl::DeviceId::VERSION_ANY,
+        )]));
 
     fn probe(dev: &mei_cl::Device) -> impl PinInit<Self, Error> {
         let wdt = Arc::pin_init(
@@ -372,7 +378,7 @@ impl mei_cl::Driver for MeiWdt {
         callbacks: mei_cl::Callbacks<'_, Self>,
     ) -> Result {
         dev.enable().inspect_err(|e| {
-            dev_err!(dev.dev(), "Could not enable cl device: {}\n", e.to_errno())
+            dev_err_int!(dev.dev(), "Could not enable cl device: %d\n", e.to_errno())
         })?;
         let res = self.start_enabled(dev, &callbacks);
         if res.is_err() {
@@ -394,10 +400,10 @@ impl mei_cl::Driver for MeiWdt {
             Ok(len) => len,
             Err(e) => {
                 // EMSGSIZE: the answer did not fit the client's MTU.
-                dev_err_ratelimited!(
+                dev_err_int_ratelimited!(
                     wdt.log_limit,
                     dev.dev(),
-                    "failure in recv {}\n",
+                    "failure in recv %d\n",
                     e.to_errno()
                 );
                 wdt.fail_waiting_ping();
@@ -430,7 +436,12 @@ impl mei_cl::Driver for MeiWdt {
         };
         if let Response::Start { status, .. } = response {
             if status != proto::STATUS_SUCCESS {
-                dev_err_ratelimited!(wdt.log_limit, dev.dev(), "firmware status {}\n", status);
+                dev_err_int_ratelimited!(
+                    wdt.log_limit,
+                    dev.dev(),
+                    "firmware status %d\n",
+                    status.into()
+                );
             }
         }
         let (action, state) = {
@@ -501,14 +512,14 @@ impl MeiWdt {
     ) -> Result {
         let wdt = &self.wdt;
         callbacks.register_rx().inspect_err(|e| {
-            dev_err!(dev.dev(), "Could not reg rx event ret={}\n", e.to_errno())
+            dev_err_int!(dev.dev(), "Could not reg rx event ret=%d\n", e.to_errno())
         })?;
         // Notification is optional.
         match callbacks.register_notify() {
             Err(e) if e != code::eopnotsupp() => {
-                dev_err!(
+                dev_err_int!(
                     dev.dev(),
-                    "Could not reg notif event ret={}\n",
+                    "Could not reg notif event ret=%d\n",
                     e.to_errno()
                 );
                 return Err(e);
@@ -547,7 +558,7 @@ impl MeiWdt {
             (Ok(WaitResult::Killed), Ok(())) => self.probe_unanswered(Unanswered::Killed(bound)),
             (Ok(WaitResult::TimedOut), Ok(())) => self.probe_unanswered(Unanswered::Silent(bound)),
             (Err(e), _) | (Ok(_), Err(e)) => {
-                dev_err!(dev.dev(), "probe ping send failed: {}\n", e.to_errno());
+                dev_err_int!(dev.dev(), "probe ping send failed: %d\n", e.to_errno());
                 return Err(e);
             }
         }

@@ -227,9 +227,9 @@ unsafe extern "C" fn write_callback(
         UserSlice::new(buf as usize, len)
             .reader()
             .read_slice(&mut text[..len])?;
-        let text = core::str::from_utf8(&text[..len]).map_err(|_| EINVAL)?;
+        let text = core::str::from_utf8(trim_ascii(&text[..len])).map_err(|_| EINVAL)?;
         // SAFETY: `calls` belongs to a live `File` with a `store`.
-        unsafe { store(calls, text.trim()) }
+        unsafe { store(calls, text) }
     })();
     match res {
         Ok(()) => len as isize,
@@ -237,13 +237,33 @@ unsafe extern "C" fn write_callback(
     }
 }
 
-/// The one `file_operations` of every file: static, in this module's
-/// memory, which debugfs pins (`owner`) while a descriptor is open.
+/// `b` without ASCII whitespace at either end (as `<[u8]>::trim_ascii`,
+/// which is newer than the kernel's minimum Rust; a `str` trim would
+/// bring Unicode's whitespace tables into the module).
+fn trim_ascii(mut b: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = b {
+        if !first.is_ascii_whitespace() {
+            break;
+        }
+        b = rest;
+    }
+    while let [rest @ .., last] = b {
+        if !last.is_ascii_whitespace() {
+            break;
+        }
+        b = rest;
+    }
+    b
+}
+
+/// The `file_operations` of the files: static, in this module's memory,
+/// which debugfs pins (`owner`) while a descriptor is open.
 struct FileOperations(bindings::file_operations);
 
 // SAFETY: immutable; only read by the VFS.
 unsafe impl Sync for FileOperations {}
 
+/// For files that take writes.
 static FOPS: FileOperations = FileOperations(bindings::file_operations {
     // Only the address is taken: no access, no `unsafe`.
     owner: addr_of_mut!(bindings::__this_module),
@@ -255,13 +275,29 @@ static FOPS: FileOperations = FileOperations(bindings::file_operations {
     ..unsafe { core::mem::zeroed() }
 });
 
-/// Creates a file `name` in `parent` for `file`.
+/// For read-only files: a module with only those ([`Files`]) then holds
+/// no write path.
+static READ_FOPS: FileOperations = FileOperations(bindings::file_operations {
+    owner: addr_of_mut!(bindings::__this_module),
+    open: Some(open_callback),
+    read: Some(read_callback),
+    release: Some(release_callback),
+    // SAFETY: all-zero is "no operation" for every other callback.
+    ..unsafe { core::mem::zeroed() }
+});
+
+/// Creates a file `name` in `parent` for `file`, with `fops`.
 ///
 /// # Safety
 ///
 /// `parent` must be null or a directory of ours; `file` (and its data)
 /// must stay valid until the file is removed.
-unsafe fn create_file<T: Sync>(parent: *mut bindings::dentry, name: &CStr, file: &File<T>) {
+unsafe fn create_file_with<T: Sync>(
+    parent: *mut bindings::dentry,
+    name: &CStr,
+    file: &File<T>,
+    fops: &'static FileOperations,
+) {
     // SAFETY: `name` is a C string; the rest is the caller's promise.
     unsafe {
         bindings::debugfs_create_file(
@@ -269,9 +305,25 @@ unsafe fn create_file<T: Sync>(parent: *mut bindings::dentry, name: &CStr, file:
             file.mode(),
             parent,
             (file as *const File<T>).cast_mut().cast(),
-            &FOPS.0,
+            &fops.0,
         );
     }
+}
+
+/// Creates a file `name` in `parent` for `file`, writable if it has a
+/// `store`.
+///
+/// # Safety
+///
+/// As for [`create_file_with`].
+unsafe fn create_file<T: Sync>(parent: *mut bindings::dentry, name: &CStr, file: &File<T>) {
+    let fops = if file.store.is_some() {
+        &FOPS
+    } else {
+        &READ_FOPS
+    };
+    // SAFETY: the caller's promise.
+    unsafe { create_file_with(parent, name, file, fops) }
 }
 
 /// A top-level debugfs directory for a module, created at init and
@@ -441,35 +493,37 @@ impl Drop for Dir {
     }
 }
 
-/// A directory of read-only files showing one shared `T`. It owns the
+/// A directory of `N` read-only files showing one shared `T`. It owns the
 /// data (a reference) and the files' entries, and removes the directory
 /// first, so no file outlives what it shows.
-pub(crate) struct Files<T: Send + Sync> {
+pub(crate) struct Files<T: Send + Sync, const N: usize> {
     /// Declared first: dropped (removed) before the fields below.
     _dir: Dir,
-    _files: KVec<File<T>>,
+    _files: KBox<[File<T>; N]>,
     _data: Arc<T>,
 }
 
-impl<T: Send + Sync> Files<T> {
+impl<T: Send + Sync, const N: usize> Files<T, N> {
     /// Creates directory `name` in `root` with one file per entry of
     /// `files`, each showing `data` with its function.
     pub(crate) fn new(
         name: &CStr,
         root: &'static Root,
         data: Arc<T>,
-        files: &[(&CStr, ShowFn<T>)],
+        files: &[(&CStr, ShowFn<T>); N],
     ) -> Result<Self> {
-        let mut entries = KVec::with_capacity(files.len(), GFP_KERNEL)?;
-        for (_, show) in files {
-            entries.push(File::new(&*data, Some(*show), None), GFP_KERNEL)?;
-        }
+        let entries = KBox::new(
+            files.map(|(_, show)| File::new(&*data, Some(show), None)),
+            GFP_KERNEL,
+        )?;
         let dir = Dir::new(name, root);
-        for ((name, _), file) in files.iter().zip(entries.iter()) {
-            // SAFETY: `data` and `entries` (a heap buffer that never grows
-            // again) are owned by the returned `Files`, which drops `dir`
-            // before them.
-            unsafe { dir.file(name, file) };
+        if !dir.dentry.is_null() {
+            for ((name, _), file) in files.iter().zip(entries.iter()) {
+                // SAFETY: the directory is ours; `data` and `entries` (on
+                // the heap, where they stay) are owned by the returned
+                // `Files`, which drops `dir` before them.
+                unsafe { create_file_with(dir.dentry, name, file, &READ_FOPS) };
+            }
         }
         Ok(Files {
             _dir: dir,

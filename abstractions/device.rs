@@ -95,6 +95,8 @@ impl Device {
     }
 
     /// Prints `args` at `level`, prefixed with the device's driver and name.
+    // Out of line: each caller then only builds its arguments.
+    #[inline(never)]
     pub(crate) fn print(&self, level: Level, args: fmt::Arguments<'_>) {
         // SAFETY: the level is a NUL-terminated KERN_* prefix, the device is
         // valid (type invariant), and `%pA` takes a `fmt::Arguments` pointer
@@ -108,7 +110,79 @@ impl Device {
             );
         }
     }
+
+    /// Prints `format` with `value` at `level`, prefixed as by
+    /// [`Device::print`]: for the many messages that carry one number,
+    /// without building `fmt::Arguments` at each.
+    #[inline(never)]
+    pub(crate) fn print_int(&self, level: Level, format: IntFormat, value: i32) {
+        // SAFETY: the level is a NUL-terminated KERN_* prefix, the device is
+        // valid (type invariant), and the format converts exactly one
+        // `int` (`IntFormat` invariant), which is passed.
+        unsafe {
+            bindings::_dev_printk(
+                level.prefix().as_ptr().cast(),
+                self.as_raw(),
+                format.0,
+                value as core::ffi::c_int,
+            );
+        }
+    }
 }
+
+/// A printk format that converts exactly one `int` (`%d`), checked when
+/// it is made, at compile time in [`dev_err_int!`].
+///
+/// # Invariants
+///
+/// A static, NUL-terminated string with one `%d` and no other `%`.
+#[derive(Clone, Copy)]
+pub(crate) struct IntFormat(*const kernel::ffi::c_char);
+
+impl IntFormat {
+    /// Panics (at compile time, in a constant) unless `format` converts
+    /// exactly one `int`.
+    pub(crate) const fn new(format: &'static CStr) -> Self {
+        let b = format.as_bytes_with_nul();
+        let mut i = 0;
+        let mut ints = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                assert!(
+                    i + 1 < b.len() && b[i + 1] == b'd',
+                    "only %d may follow a % in an IntFormat"
+                );
+                ints += 1;
+                i += 1;
+            }
+            i += 1;
+        }
+        assert!(ints == 1, "an IntFormat converts exactly one %d");
+        // INVARIANT: checked above; the string is static.
+        IntFormat(format.as_char_ptr())
+    }
+}
+
+/// Prints an error with one number for a device, in printk's format:
+/// `dev_err_int!(dev, "send failed: %d\n", e.to_errno())`.
+macro_rules! dev_err_int {
+    ($dev:expr, $format:expr, $value:expr) => {{
+        const FORMAT: $crate::device::IntFormat =
+            $crate::device::IntFormat::new(kernel::c_str!($format));
+        $dev.print_int($crate::device::Level::Err, FORMAT, $value)
+    }};
+}
+
+/// [`dev_err_int!`] unless `$limit` (a [`RateLimit`]) says no.
+macro_rules! dev_err_int_ratelimited {
+    ($limit:expr, $dev:expr, $format:expr, $value:expr) => {
+        if $limit.allow() {
+            $crate::device::dev_err_int!($dev, $format, $value);
+        }
+    };
+}
+
+pub(crate) use {dev_err_int, dev_err_int_ratelimited};
 
 /// Prints an error for a device: `dev_err!(dev, "fmt", args...)`.
 macro_rules! dev_err {
@@ -127,11 +201,10 @@ macro_rules! dev_warn {
 pub(crate) use {dev_err, dev_warn};
 
 /// Allows at most `BURST` messages per `INTERVAL_MS`, like the kernel's
-/// `DEFAULT_RATELIMIT_*` (10 per 5 s), and counts what it suppressed.
+/// `DEFAULT_RATELIMIT_*` (10 per 5 s).
 pub(crate) struct RateLimit {
     window_start_ms: AtomicU64,
     printed: AtomicU32,
-    suppressed: AtomicU32,
 }
 
 impl RateLimit {
@@ -143,7 +216,6 @@ impl RateLimit {
         RateLimit {
             window_start_ms: AtomicU64::new(0),
             printed: AtomicU32::new(0),
-            suppressed: AtomicU32::new(0),
         }
     }
 
@@ -156,12 +228,7 @@ impl RateLimit {
             self.window_start_ms.store(now.max(1), Ordering::Relaxed);
             self.printed.store(0, Ordering::Relaxed);
         }
-        if self.printed.fetch_add(1, Ordering::Relaxed) < Self::BURST {
-            true
-        } else {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            false
-        }
+        self.printed.fetch_add(1, Ordering::Relaxed) < Self::BURST
     }
 }
 

@@ -15,7 +15,7 @@ use core::marker::PhantomData;
 use core::pin::Pin;
 use core::ptr::addr_of_mut;
 use core::ptr::NonNull;
-use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
+use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::error::{from_result, to_result};
 use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
@@ -187,15 +187,89 @@ unsafe impl AlwaysRefCounted for Device {
     }
 }
 
-/// A client id: the ME client GUID (in `uuid_le` byte order) and protocol
-/// version, or [`DeviceId::VERSION_ANY`].
-pub(crate) struct DeviceId {
-    pub(crate) uuid: [u8; 16],
-    pub(crate) version: u8,
-}
+/// A client id as the bus reads it: the ME client GUID (in `uuid_le` byte
+/// order) and protocol version, or [`DeviceId::VERSION_ANY`].
+#[repr(transparent)]
+pub(crate) struct DeviceId(bindings::mei_cl_device_id);
 
 impl DeviceId {
     pub(crate) const VERSION_ANY: u8 = bindings::MEI_CL_VERSION_ANY as u8;
+
+    /// The all-zero entry that ends an id table (no client has the nil
+    /// GUID).
+    // SAFETY: the C structure is bytes and integers; all-zero is valid.
+    const END: Self = DeviceId(unsafe { core::mem::zeroed() });
+
+    /// The client `uuid` (bus byte order) at protocol `version`.
+    pub(crate) const fn new(uuid: [u8; 16], version: u8) -> Self {
+        let mut id = Self::END;
+        id.0.uuid.b = uuid;
+        id.0.version = version;
+        id
+    }
+
+    const fn is_end(&self) -> bool {
+        let mut i = 0;
+        while i < self.0.uuid.b.len() {
+            if self.0.uuid.b[i] != 0 {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+}
+
+/// A driver's id table: static, and ended by the zero entry the bus
+/// stops at.
+///
+/// # Invariants
+///
+/// `ids` holds at least one entry and only its last is [`DeviceId::END`].
+pub(crate) struct IdTable {
+    ids: &'static [DeviceId],
+}
+
+impl IdTable {
+    /// A table of `ids`, the end entry added: a constant, so that the
+    /// bus reads it where the compiler put it.
+    pub(crate) const fn new<const N: usize>(ids: &'static IdArray<N>) -> Self {
+        let mut i = 0;
+        while i < N {
+            assert!(!ids.ids[i].is_end(), "an id table entry has the nil GUID");
+            i += 1;
+        }
+        let all: *const DeviceId = (ids as *const IdArray<N>).cast();
+        // INVARIANT: `IdArray` is `repr(C)`: its `N` entries then `END`,
+        // contiguous (no padding between entries of one type), none of the
+        // entries being `END` (checked above).
+        IdTable {
+            // SAFETY: `N + 1` consecutive `DeviceId`s live in `*ids`, which
+            // is `'static`.
+            ids: unsafe { core::slice::from_raw_parts(all, N + 1) },
+        }
+    }
+
+    fn as_ptr(&self) -> *const bindings::mei_cl_device_id {
+        self.ids.as_ptr().cast()
+    }
+}
+
+/// `N` client ids and the entry that ends them, laid out as the bus
+/// reads a table; see [`IdTable::new`].
+#[repr(C)]
+pub(crate) struct IdArray<const N: usize> {
+    ids: [DeviceId; N],
+    end: DeviceId,
+}
+
+impl<const N: usize> IdArray<N> {
+    pub(crate) const fn new(ids: [DeviceId; N]) -> Self {
+        IdArray {
+            ids,
+            end: DeviceId::END,
+        }
+    }
 }
 
 /// An MEI client driver.
@@ -203,7 +277,7 @@ pub(crate) trait Driver: Send + Sync + Sized + 'static {
     /// The driver name.
     const NAME: &'static CStr;
     /// The clients this driver binds to.
-    const ID_TABLE: &'static [DeviceId];
+    const ID_TABLE: IdTable;
 
     /// Creates the per-device data; nothing may reach it yet.
     fn probe(dev: &Device) -> impl PinInit<Self, Error>;
@@ -324,8 +398,6 @@ unsafe extern "C" fn notify_callback<T: Driver>(cldev: *mut bindings::mei_cl_dev
 struct Inner<T: Driver> {
     #[pin]
     driver: Opaque<bindings::mei_cl_driver>,
-    /// The C id table, zero-terminated; the driver points into it.
-    ids: KVec<bindings::mei_cl_device_id>,
     _p: PhantomData<T>,
 }
 
@@ -347,14 +419,6 @@ pub(crate) struct Registration<T: Driver> {
 impl<T: Driver> Registration<T> {
     /// Registers driver `T` for `module`.
     pub(crate) fn new(module: &'static ThisModule) -> Result<Self> {
-        let mut ids = KVec::with_capacity(T::ID_TABLE.len() + 1, GFP_KERNEL)?;
-        for id in T::ID_TABLE {
-            let mut c = bindings::mei_cl_device_id::default();
-            c.uuid.b = id.uuid;
-            c.version = id.version;
-            ids.push(c, GFP_KERNEL)?;
-        }
-        ids.push(bindings::mei_cl_device_id::default(), GFP_KERNEL)?;
         let inner = KBox::pin_init(
             try_pin_init!(Inner {
                 // SAFETY: a zeroed driver plus name, ids and callbacks is
@@ -368,11 +432,11 @@ impl<T: Driver> Registration<T> {
                             (*drv).name = T::NAME.as_char_ptr();
                             (*drv).probe = Some(probe_callback::<T>);
                             (*drv).remove = Some(remove_callback::<T>);
+                            (*drv).id_table = T::ID_TABLE.as_ptr();
                             Ok::<(), Error>(())
                         },
                     )
                 },
-                ids,
                 _p: PhantomData,
             }? Error),
             GFP_KERNEL,
@@ -380,10 +444,10 @@ impl<T: Driver> Registration<T> {
         let drv = inner.driver.get();
         // A failed registration makes no `Registration`: nothing
         // unregisters it.
-        // SAFETY: the memory is pinned, so the id table (heap, owned by
-        // it) and the driver stay put until `drop` unregisters.
+        // SAFETY: the memory is pinned, so the driver stays put until
+        // `drop` unregisters; its id table is static and ends with the
+        // zero entry (`IdTable` invariant).
         unsafe {
-            (*drv).id_table = inner.ids.as_ptr();
             to_result(bindings::__mei_cldev_driver_register(drv, module.as_ptr()))?;
         }
         // INVARIANT: registered just above.

@@ -104,6 +104,64 @@ pub(crate) trait Operations: Send + Sync + Sized + 'static {
     }
 }
 
+/// The `watchdog_ops` of driver `T`: one static table for all its
+/// devices, as C drivers have, made by [`declare_ops!`].
+pub(crate) struct OpsTable<T: Operations>(bindings::watchdog_ops, PhantomData<T>);
+
+// SAFETY: immutable; only read by the watchdog core.
+unsafe impl<T: Operations> Sync for OpsTable<T> {}
+
+impl<T: Operations> OpsTable<T> {
+    /// The table of `T`'s operations, for module `owner`.
+    ///
+    /// # Safety
+    ///
+    /// `owner` must be the `struct module` of the module that holds `T`'s
+    /// code: the core takes a reference on it while a device is open.
+    pub(crate) const unsafe fn new(owner: *mut bindings::module) -> Self {
+        // SAFETY: all-zero is "no operation" for every callback.
+        let mut ops: bindings::watchdog_ops = unsafe { core::mem::zeroed() };
+        ops.owner = owner;
+        ops.start = Some(start_callback::<T>);
+        if T::HAS_STOP {
+            ops.stop = Some(stop_callback::<T>);
+        }
+        if T::HAS_PING {
+            ops.ping = Some(ping_callback::<T>);
+        }
+        if T::HAS_SET_TIMEOUT {
+            ops.set_timeout = Some(set_timeout_callback::<T>);
+        }
+        OpsTable(ops, PhantomData)
+    }
+}
+
+/// Gives a driver type its static [`OpsTable`]: `declare_ops!(MyWdt);`.
+pub(crate) trait HasOps: Operations {
+    fn ops() -> &'static OpsTable<Self>;
+}
+
+/// Implements [`HasOps`] for `$t` with a table in this module's memory.
+macro_rules! declare_ops {
+    ($t:ty) => {
+        impl $crate::watchdog::HasOps for $t {
+            fn ops() -> &'static $crate::watchdog::OpsTable<Self> {
+                static OPS: $crate::watchdog::OpsTable<$t> =
+                    // SAFETY: this module's own `struct module` (only its
+                    // address is taken), which holds the operations.
+                    unsafe {
+                        $crate::watchdog::OpsTable::new(core::ptr::addr_of_mut!(
+                            $crate::bindings::__this_module
+                        ))
+                    };
+                &OPS
+            }
+        }
+    };
+}
+
+pub(crate) use declare_ops;
+
 /// The memory of a watchdog device: what the core points into while it is
 /// registered.
 #[pin_data]
@@ -111,7 +169,6 @@ struct Inner<T: Operations> {
     #[pin]
     wdd: Opaque<bindings::watchdog_device>,
     info: Opaque<bindings::watchdog_info>,
-    ops: bindings::watchdog_ops,
     /// The driver's data the operations run on; kept alive while registered.
     data: Arc<T>,
 }
@@ -191,16 +248,11 @@ unsafe extern "C" fn set_timeout_callback<T: Operations>(
     from_result(|| reg.data.set_timeout(dev, timeout).map(|()| 0))
 }
 
-impl<T: Operations> Registration<T> {
+impl<T: HasOps> Registration<T> {
     /// Registers a watchdog device under `parent`, described by `info`,
     /// whose operations run on `data`. The device stops on reboot and on
     /// unregister, as the core's helpers for that would set.
-    pub(crate) fn new(
-        parent: &device::Device,
-        info: &Info,
-        data: Arc<T>,
-        module: &'static ThisModule,
-    ) -> Result<Self> {
+    pub(crate) fn new(parent: &device::Device, info: &Info, data: Arc<T>) -> Result<Self> {
         let mut c_info = bindings::watchdog_info {
             options: info.options,
             firmware_version: info.firmware_version,
@@ -211,14 +263,6 @@ impl<T: Operations> Registration<T> {
             return Err(EINVAL);
         }
         c_info.identity[..id.len()].copy_from_slice(id);
-        let ops = bindings::watchdog_ops {
-            owner: module.as_ptr(),
-            start: Some(start_callback::<T>),
-            stop: T::HAS_STOP.then_some(stop_callback::<T> as _),
-            ping: T::HAS_PING.then_some(ping_callback::<T> as _),
-            set_timeout: T::HAS_SET_TIMEOUT.then_some(set_timeout_callback::<T> as _),
-            ..Default::default()
-        };
         let (timeout, min, max) = (info.timeout, info.min_timeout, info.max_timeout);
         let parent = parent.as_raw();
         let inner = KBox::pin_init(
@@ -242,7 +286,6 @@ impl<T: Operations> Registration<T> {
                     )
                 },
                 info: Opaque::new(c_info),
-                ops,
                 data,
             }? Error),
             GFP_KERNEL,
@@ -250,11 +293,11 @@ impl<T: Operations> Registration<T> {
         let wdd = inner.wdd.get();
         // A failed registration makes no `Registration`: nothing
         // unregisters it, and the memory goes with `inner`.
-        // SAFETY: the memory is pinned: `info`, `ops` and the drvdata
-        // pointer stay valid until `drop` unregisters.
+        // SAFETY: the memory is pinned: `info` and the drvdata pointer stay
+        // valid until `drop` unregisters; the operations are static.
         unsafe {
             (*wdd).info = inner.info.get();
-            (*wdd).ops = &inner.ops;
+            (*wdd).ops = &T::ops().0;
             (*wdd).driver_data = (&*inner as *const Inner<T>).cast_mut().cast();
             to_result(bindings::watchdog_register_device(wdd))?;
         }
