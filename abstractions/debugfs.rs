@@ -119,17 +119,19 @@ impl<T: Sync> File<T> {
     }
 }
 
-/// The `Calls` of an open file's [`File`].
+/// The `Calls` of an open file's [`File`]: a raw pointer, which the
+/// calls widen to the whole `File` (a reference to `Calls` alone would
+/// not cover the rest).
 ///
 /// # Safety
 ///
 /// `inode` must be the inode of a file made by `create_file`, and debugfs
-/// must keep that file from being removed for the duration of `'a` (it
+/// must keep that file from being removed while the pointer is used (it
 /// does, around `open` and `write`).
-unsafe fn calls_of<'a>(inode: *mut bindings::inode) -> &'a Calls {
-    // SAFETY: the inode's private data is the `File` given to
-    // `create_file`, alive while the file exists (caller's promise).
-    unsafe { &*(*inode).i_private.cast::<Calls>() }
+unsafe fn calls_of(inode: *mut bindings::inode) -> *const Calls {
+    // SAFETY: the inode is valid (caller's promise); its private data is
+    // the `File` given to `create_file`, alive while the file exists.
+    unsafe { (*inode).i_private.cast::<Calls>() }
 }
 
 /// # Safety
@@ -142,7 +144,8 @@ unsafe extern "C" fn open_callback(
 ) -> c_int {
     // SAFETY: per the function's contract.
     let calls = unsafe { calls_of(inode) };
-    let Some(show) = calls.show else {
+    // SAFETY: `calls` points to a live `File`'s first field.
+    let Some(show) = (unsafe { (*calls).show }) else {
         // Write-only: nothing to snapshot.
         return 0;
     };
@@ -219,7 +222,8 @@ unsafe extern "C" fn write_callback(
     // SAFETY: an open file has a valid inode; per the function's contract.
     let calls = unsafe { calls_of((*file).f_inode) };
     let res = (|| -> Result {
-        let store = calls.store.ok_or(EINVAL)?;
+        // SAFETY: `calls` points to a live `File`'s first field.
+        let store = unsafe { (*calls).store }.ok_or(EINVAL)?;
         if len > MAX_STORE {
             return Err(EINVAL);
         }
@@ -519,7 +523,8 @@ impl<T: Send + Sync, const N: usize> Files<T, N> {
         let dir = Dir::new(name, root);
         if !dir.dentry.is_null() {
             for ((name, _), file) in files.iter().zip(entries.iter()) {
-                // SAFETY: the directory is ours; `data` and `entries` (on
+                // SAFETY: the directory is ours (or an error pointer,
+                // which debugfs returns unchanged); `data` and `entries` (on
                 // the heap, where they stay) are owned by the returned
                 // `Files`, which drops `dir` before them.
                 unsafe { create_file_with(dir.dentry, name, file, &READ_FOPS) };

@@ -131,7 +131,8 @@ impl Device {
 }
 
 /// A printk format that converts exactly one `int` (`%d`), checked when
-/// it is made, at compile time in [`dev_err_int!`].
+/// it is made: at compile time in [`dev_err_int!`]; made at run time, a
+/// bad format panics. A literal `%` (`%%`) is refused too.
 ///
 /// # Invariants
 ///

@@ -245,7 +245,9 @@ impl IdTable {
         // entries being `END` (checked above).
         IdTable {
             // SAFETY: `N + 1` consecutive `DeviceId`s live in `*ids`, which
-            // is `'static`.
+            // is `'static`: `ids` is at offset 0 of the `repr(C)` struct,
+            // whose alignment is that of `DeviceId`, and `end` follows it
+            // with no padding.
             ids: unsafe { core::slice::from_raw_parts(all, N + 1) },
         }
     }
@@ -402,7 +404,7 @@ struct Inner<T: Driver> {
 }
 
 // SAFETY: the C driver structure is only used by the driver core, which
-// serializes access; the id table is immutable after registration.
+// serializes access; its id table is static and immutable.
 unsafe impl<T: Driver> Send for Inner<T> {}
 // SAFETY: as above.
 unsafe impl<T: Driver> Sync for Inner<T> {}

@@ -2,10 +2,11 @@
 
 //! Watchdog core: device description, operations and registration.
 //!
-//! A [`Registration`] owns its `struct watchdog_device`, `watchdog_info` and
-//! ops table in one pinned heap allocation, so the description is per
-//! device, and the core's pointers into it stay valid until drop, which
-//! unregisters first; a registration that failed never unregisters.
+//! A [`Registration`] owns its `struct watchdog_device` and `watchdog_info`
+//! in one pinned heap allocation, so the description is per device, and
+//! the core's pointers into it stay valid until drop, which unregisters
+//! first; a registration that failed never unregisters. The operations
+//! table is static, one per driver type ([`declare_ops!`]).
 //! Operations receive shared references only. The core calls `stop` from
 //! its reboot notifier, concurrently with anything, so only the operations
 //! it never runs concurrently with each other get a

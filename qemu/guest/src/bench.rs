@@ -133,15 +133,17 @@ impl Guard {
             match &*step {
                 None => return,
                 Some((name, deadline)) if Instant::now() >= *deadline => {
-                    let mut rep = lock(&out);
-                    rep.result(
-                        "bench",
-                        &Err(format!(
-                            "{name}: did not end within {} s",
-                            STEP_LIMIT.as_secs()
-                        )),
-                    );
-                    rep.drain();
+                    let why = format!("{name}: did not end within {} s", STEP_LIMIT.as_secs());
+                    // The port may be what is stuck, with the main thread
+                    // holding it: then the exit status says it.
+                    for _ in 0..50 {
+                        if let Ok(mut rep) = out.try_lock() {
+                            rep.result("bench", &Err(why));
+                            rep.drain();
+                            break;
+                        }
+                        thread::sleep(Duration::from_millis(100));
+                    }
                     std::process::exit(1);
                 }
                 Some(_) => {}
@@ -287,6 +289,7 @@ impl Bench {
 
     /// Sends the lines held so far, and waits until they are out.
     fn flush(&mut self) {
+        self.guard.step("sending the records".into());
         let mut rep = lock(&self.out);
         for line in self.lines.drain(..) {
             match line {

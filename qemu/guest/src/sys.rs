@@ -135,12 +135,21 @@ impl MeiFile {
             .and_then(|n| n.to_str())
             .ok_or_else(|| io::Error::other("not a device node name"))?;
         let class_dev = fs::read_to_string(Path::new("/sys/class/mei").join(name).join("dev"))?;
+        // Checked before the open too: opening another device can act
+        // (a watchdog node starts its watchdog).
+        Self::check(&fs::metadata(node)?, node, name, &class_dev)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .custom_flags(O_NONBLOCK)
             .open(node)?;
-        let meta = file.metadata()?;
+        // And after, on what was opened: the node may have changed.
+        Self::check(&file.metadata()?, node, name, &class_dev)?;
+        Ok(Self { file })
+    }
+
+    /// Fails unless `meta` is the character device `class_dev` (`M:m`).
+    fn check(meta: &fs::Metadata, node: &Path, name: &str, class_dev: &str) -> io::Result<()> {
         let rdev = meta.rdev();
         // The kernel's dev_t encoding, as glibc's major()/minor() read it.
         let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
@@ -152,7 +161,7 @@ impl MeiFile {
                 class_dev.trim()
             )));
         }
-        Ok(Self { file })
+        Ok(())
     }
 
     /// `IOCTL_MEI_CONNECT_CLIENT`: connects to the ME client `uuid` (in the
@@ -189,13 +198,25 @@ impl MeiFile {
             revents: 0,
         };
         let ms = c_int::try_from(limit.as_millis()).unwrap_or(c_int::MAX);
-        // SAFETY: `pfd` is one live, writable `struct pollfd` (`PollFd`
-        // mirrors it, `repr(C)`), and the count passed is 1.
-        let ret = unsafe { ffi::poll(&raw mut pfd, 1, ms) };
-        if ret < 0 {
-            return Err(io::Error::last_os_error());
+        loop {
+            // SAFETY: `pfd` is one live, writable `struct pollfd` (`PollFd`
+            // mirrors it, `repr(C)`), and the count passed is 1.
+            let ret = unsafe { ffi::poll(&raw mut pfd, 1, ms) };
+            if ret < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if ret > 0 && pfd.revents & POLLIN == 0 {
+                return Err(io::Error::other(format!(
+                    "poll: revents {:#x} without POLLIN",
+                    pfd.revents
+                )));
+            }
+            return Ok(ret > 0);
         }
-        Ok(ret > 0)
     }
 }
 
