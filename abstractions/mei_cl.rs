@@ -244,10 +244,9 @@ impl IdTable {
         // contiguous (no padding between entries of one type), none of the
         // entries being `END` (checked above).
         IdTable {
-            // SAFETY: `N + 1` consecutive `DeviceId`s live in `*ids`, which
-            // is `'static`: `ids` is at offset 0 of the `repr(C)` struct,
-            // whose alignment is that of `DeviceId`, and `end` follows it
-            // with no padding.
+            // `ids` is at offset 0 of the `repr(C)` struct, whose alignment
+            // is `DeviceId`'s, and `end` follows it with no padding.
+            // SAFETY: so `N + 1` consecutive `DeviceId`s live in `'static` `*ids`.
             ids: unsafe { core::slice::from_raw_parts(all, N + 1) },
         }
     }

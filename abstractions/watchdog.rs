@@ -78,10 +78,10 @@ impl Device<Serialized> {
     pub(crate) fn set_timeout(&self, timeout: u32) {
         // Volatile, as C's `WRITE_ONCE`: sysfs' `timeout_show` reads the
         // field without the core's lock.
-        // SAFETY: the device is valid (type invariant), and no other
-        // writer runs: the operations of this context are serialized, and
-        // the core writes `timeout` itself only before registration or for
+        // The core writes `timeout` itself only before registration or for
         // drivers without a `set_timeout` operation.
+        // SAFETY: the device is valid (type invariant), and no other writer
+        // runs: the operations of this context are serialized (see above).
         unsafe { core::ptr::addr_of_mut!((*self.0.get()).timeout).write_volatile(timeout) };
     }
 }

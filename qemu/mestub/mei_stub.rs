@@ -650,10 +650,9 @@ impl Stub {
         };
         note(!self.fw.lock().idle(now_ms()), "firmware");
         let mei = self.mei.0;
-        // SAFETY: the device and its works live until `teardown`, which
-        // removes this stub's files (and waits for their readers) first;
-        // `cl_bus_lock` guards the client list, whose devices are zeroed
-        // at allocation, so their works are initialised or zero.
+        // The client devices are zeroed at allocation: works initialised or zero.
+        // SAFETY: the device and its works live until `teardown`, which removes
+        // these files (waiting for readers) first; `cl_bus_lock` guards the list.
         unsafe {
             note(
                 work_busy(addr_of_mut!((*self.service.get()).work), false),

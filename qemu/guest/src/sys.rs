@@ -171,10 +171,9 @@ impl MeiFile {
         // In: the client's uuid_le; out: struct mei_client (u32
         // max_msg_length, u8 protocol_version, 3 reserved bytes).
         let mut data: [u8; 16] = *uuid;
-        // SAFETY: `self.file` is a MEI character device (checked by
-        // `open`), whose IOCTL_MEI_CONNECT_CLIENT reads and writes exactly
-        // 16 bytes at its argument; `data` is a live, writable 16-byte
-        // buffer.
+        // SAFETY: `self.file` is a MEI character device (checked by `open`),
+        // whose IOCTL_MEI_CONNECT_CLIENT reads and writes exactly 16 bytes at
+        // its argument; `data` is a live, writable 16-byte buffer.
         let ret = unsafe {
             ffi::ioctl(
                 self.file.as_raw_fd(),
