@@ -112,6 +112,16 @@ impl<T: Sync> File<T> {
         }
     }
 
+    /// Its operations: writable if it has a `store`. (A module whose
+    /// files are all read-only, through [`Files`], then has no write path.)
+    fn fops(&self) -> &'static FileOperations {
+        if self.store.is_some() {
+            &FOPS
+        } else {
+            &READ_FOPS
+        }
+    }
+
     /// The file mode for what the file allows.
     fn mode(&self) -> u16 {
         (if self.show.is_some() { 0o400 } else { 0 })
@@ -296,7 +306,7 @@ static READ_FOPS: FileOperations = FileOperations(bindings::file_operations {
 ///
 /// `parent` must be null or a directory of ours; `file` (and its data)
 /// must stay valid until the file is removed.
-unsafe fn create_file_with<T: Sync>(
+unsafe fn create_file<T: Sync>(
     parent: *mut bindings::dentry,
     name: &CStr,
     file: &File<T>,
@@ -312,22 +322,6 @@ unsafe fn create_file_with<T: Sync>(
             &fops.0,
         );
     }
-}
-
-/// Creates a file `name` in `parent` for `file`, writable if it has a
-/// `store`.
-///
-/// # Safety
-///
-/// As for [`create_file_with`].
-unsafe fn create_file<T: Sync>(parent: *mut bindings::dentry, name: &CStr, file: &File<T>) {
-    let fops = if file.store.is_some() {
-        &FOPS
-    } else {
-        &READ_FOPS
-    };
-    // SAFETY: the caller's promise.
-    unsafe { create_file_with(parent, name, file, fops) }
 }
 
 /// A top-level debugfs directory for a module, created at init and
@@ -368,7 +362,7 @@ impl Root {
         let Some(root) = self.enter() else { return };
         // SAFETY: the root is ours and stays while we use it; the rest is
         // the caller's promise.
-        unsafe { create_file(root, name, file) };
+        unsafe { create_file(root, name, file, file.fops()) };
         self.leave();
     }
 
@@ -476,11 +470,27 @@ impl Dir {
     ///
     /// `file` and its data must stay valid until this directory is dropped.
     pub(crate) unsafe fn file<T: Sync>(&self, name: &CStr, file: &File<T>) {
+        // SAFETY: the caller's promise.
+        unsafe { self.file_with(name, file, file.fops()) }
+    }
+
+    /// Creates a file `name` for `file`, with `fops`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Dir::file`].
+    unsafe fn file_with<T: Sync>(
+        &self,
+        name: &CStr,
+        file: &File<T>,
+        fops: &'static FileOperations,
+    ) {
         if self.dentry.is_null() {
             return;
         }
-        // SAFETY: the directory is ours; the caller's promise.
-        unsafe { create_file(self.dentry, name, file) }
+        // SAFETY: the directory is ours (or an error pointer, which
+        // debugfs returns as is); the caller's promise.
+        unsafe { create_file(self.dentry, name, file, fops) }
     }
 }
 
@@ -521,14 +531,10 @@ impl<T: Send + Sync, const N: usize> Files<T, N> {
             GFP_KERNEL,
         )?;
         let dir = Dir::new(name, root);
-        if !dir.dentry.is_null() {
-            for ((name, _), file) in files.iter().zip(entries.iter()) {
-                // SAFETY: the directory is ours (or an error pointer,
-                // which debugfs returns unchanged); `data` and `entries` (on
-                // the heap, where they stay) are owned by the returned
-                // `Files`, which drops `dir` before them.
-                unsafe { create_file_with(dir.dentry, name, file, &READ_FOPS) };
-            }
+        for ((name, _), file) in files.iter().zip(entries.iter()) {
+            // SAFETY: `data` and `entries` (on the heap, where they stay)
+            // are owned by the returned `Files`, which drops `dir` first.
+            unsafe { dir.file_with(name, file, &READ_FOPS) };
         }
         Ok(Files {
             _dir: dir,

@@ -357,17 +357,13 @@ impl Bench {
         };
         let before = self.starts(&self.me)?;
         arm(&mut f, &mut buf)?;
-        for _ in 0..self.sizes.warmup {
-            once(&mut f, &mut buf)?;
-            arm(&mut f, &mut buf)?;
-        }
-        let mut v = Vec::with_capacity(self.sizes.calls);
-        for _ in 0..self.sizes.calls {
+        let v = self.timed_calls(|| {
             let start = Instant::now();
             once(&mut f, &mut buf)?;
-            v.push(elapsed_ns(start));
+            let took = elapsed_ns(start);
             arm(&mut f, &mut buf)?;
-        }
+            Ok(took)
+        })?;
         // Disarm the firmware timer before the driver takes over.
         f.write_all(&STOP_REQUEST)
             .map_err(|e| format!("stop via {shown}: {e}"))?;
@@ -490,22 +486,27 @@ impl Bench {
         }
     }
 
+    /// Runs `call` (which times itself, ns) [`Sizes::warmup`] times
+    /// untimed, then [`Sizes::calls`] times; returns those times.
+    fn timed_calls(
+        &self,
+        mut call: impl FnMut() -> Result<u64, String>,
+    ) -> Result<Vec<u64>, String> {
+        for _ in 0..self.sizes.warmup {
+            call()?;
+        }
+        (0..self.sizes.calls).map(|_| call()).collect()
+    }
+
     fn keepalives(&self, wd: &Watchdog) -> Result<Vec<u64>, String> {
         let before = self.starts(&self.me)?;
         let f = wd.open()?;
-        let ping = || {
-            f.ioctl(IntIoctl::Keepalive, 0)
-                .map_err(|e| format!("keepalive: {e}"))
-        };
-        for _ in 0..self.sizes.warmup {
-            ping()?;
-        }
-        let mut v = Vec::with_capacity(self.sizes.calls);
-        for _ in 0..self.sizes.calls {
+        let v = self.timed_calls(|| {
             let start = Instant::now();
-            ping()?;
-            v.push(elapsed_ns(start));
-        }
+            f.ioctl(IntIoctl::Keepalive, 0)
+                .map_err(|e| format!("keepalive: {e}"))?;
+            Ok(elapsed_ns(start))
+        })?;
         drop(f);
         self.me.settle(&self.t)?;
         let after = self.starts(&self.me)?;
