@@ -9,53 +9,36 @@
 //! per device, and a silent firmware cannot block a caller forever: a ping
 //! waits at most `ping_timeout_ms`.
 
-#[path = "abstractions/bindings.rs"]
-mod bindings;
-#[path = "abstractions/completion.rs"]
-mod completion;
-#[path = "abstractions/debugfs.rs"]
-#[allow(dead_code)] // Shared with the ME stub, which uses the rest.
-mod debugfs;
-#[path = "abstractions/device.rs"]
-mod device;
-#[path = "abstractions/mei_cl.rs"]
-mod mei_cl;
-#[path = "abstractions/param.rs"]
-mod param;
+pub mod abstractions;
 /// The wire format and the state machine.
 #[path = "mei_wdt_proto.rs"]
 pub mod proto;
-#[path = "abstractions/watchdog.rs"]
-mod watchdog;
-#[path = "abstractions/work.rs"]
-mod work;
 
-use completion::{Completion, WaitResult};
-use core::fmt::Write;
-use core::pin::Pin;
-use device::{
+use abstractions::aref::ARef;
+use abstractions::completion::{Completion, WaitResult};
+use abstractions::device::{
     code, dev_err, dev_err_int, dev_err_int_ratelimited, dev_err_ratelimited, dev_warn,
     dev_warn_ratelimited, RateLimit,
 };
+use abstractions::{debugfs, mei_cl, watchdog, work};
+use core::fmt;
+use core::pin::Pin;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
-use kernel::types::ARef;
 use kernel::{c_str, new_mutex};
 use proto::{Machine, NotifAction, PingAction, ProbeAction, Response, RxAction, StopAction};
 
 module! {
     type: MeiWdtModule,
     name: "mei_wdt",
-    author: "mei_wdt-rs developers",
     description: "Intel MEI iAMT Watchdog Driver",
     license: "GPL",
-    alias: ["mei:*:05b79a6f-4628-4d7f-899d-a91514cb32ab:*:*"],
 }
 
 // Named as userspace sees it (`ping_timeout_ms=` at load, sysfs).
 #[allow(non_upper_case_globals)]
 mod params {
-    crate::param::module_param_uint!(
+    crate::abstractions::param::module_param_uint!(
         ping_timeout_ms,
         5000,
         0o644,
@@ -82,7 +65,14 @@ const WDT_UUID: [u8; 16] = [
 /// Room for a response longer than a start response, to notice one.
 const RECV_LEN: usize = 16;
 
-static DEBUGFS: debugfs::Root = debugfs::Root::new();
+/// `mei_wdt/` in debugfs, with a directory per device.
+static DEBUGFS: debugfs::ModuleDir = debugfs::ModuleDir::new();
+
+mei_cl::mei_cl_device_table!(
+    MEI_WDT_TABLE,
+    (),
+    [(mei_cl::DeviceId::new(WDT_UUID, mei_cl::DeviceId::VERSION_ANY), ())]
+);
 
 /// State behind the state lock.
 struct Inner {
@@ -129,8 +119,8 @@ struct Wdt {
 work::impl_work_handler!(Wdt, unregister_work, run_unregister);
 
 impl Wdt {
-    fn dev(&self) -> &device::Device {
-        self.cldev.dev()
+    fn dev(&self) -> &mei_cl::Device {
+        &self.cldev
     }
 
     fn send(&self, msg: &[u8]) -> Result {
@@ -191,8 +181,10 @@ impl Wdt {
             timeout: proto::DEFAULT_TIMEOUT.into(),
             min_timeout: proto::MIN_TIMEOUT.into(),
             max_timeout: proto::MAX_TIMEOUT.into(),
+            stop_on_reboot: true,
+            stop_on_unregister: true,
         };
-        watchdog::Registration::new(this.dev(), &info, this.clone())
+        watchdog::Registration::new(this.dev().as_ref(), &info, this.clone())
             .map(|r| *reg = Some(r))
             .inspect_err(|e| {
                 dev_err_int!(
@@ -232,14 +224,16 @@ impl Wdt {
         this.unregister(false);
     }
 
-    fn show_state(&self, w: &mut dyn Write) -> core::fmt::Result {
-        writeln!(w, "state: {}", self.inner.lock().machine.state().as_str())
+    /// debugfs `state`, as the C driver's.
+    fn show_state(this: &Arc<Wdt>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "state: {}", this.inner.lock().machine.state().as_str())
     }
 
-    fn show_activation(&self, w: &mut dyn Write) -> core::fmt::Result {
-        let activated = self.registration.lock().is_some();
+    /// debugfs `activation`, as the C driver's.
+    fn show_activation(this: &Arc<Wdt>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let activated = this.registration.lock().is_some();
         writeln!(
-            w,
+            f,
             "{}",
             if activated {
                 "activated"
@@ -326,18 +320,14 @@ impl watchdog::Operations for Wdt {
 #[pin_data]
 struct MeiWdt {
     wdt: Arc<Wdt>,
-    _debugfs: debugfs::Files<Wdt, 2>,
+    _debugfs: Option<Pin<KBox<debugfs::Scope<Arc<Wdt>>>>>,
 }
 
 impl mei_cl::Driver for MeiWdt {
-    const NAME: &'static CStr = c_str!("mei_wdt");
-    const ID_TABLE: mei_cl::IdTable =
-        mei_cl::IdTable::new(&mei_cl::IdArray::new([mei_cl::DeviceId::new(
-            WDT_UUID,
-            mei_cl::DeviceId::VERSION_ANY,
-        )]));
+    type IdInfo = ();
+    const ID_TABLE: mei_cl::IdTable<()> = &MEI_WDT_TABLE;
 
-    fn probe(dev: &mei_cl::Device) -> impl PinInit<Self, Error> {
+    fn probe(dev: &mei_cl::Device, _id_info: &()) -> impl PinInit<Self, Error> {
         let wdt = Arc::pin_init(
             pin_init!(Wdt {
                 cldev: dev.get(),
@@ -356,15 +346,17 @@ impl mei_cl::Driver for MeiWdt {
             GFP_KERNEL,
         );
         let files = wdt.as_ref().map_err(|e| *e).and_then(|w| {
-            debugfs::Files::new(
-                dev.dev().name(),
-                &DEBUGFS,
-                w.clone(),
-                &[
-                    (c_str!("state"), Wdt::show_state),
-                    (c_str!("activation"), Wdt::show_activation),
-                ],
-            )
+            DEBUGFS
+                .get()
+                .map(|root| {
+                    let name = dev.as_ref().name();
+                    let dir = root.scope(w.clone(), name, |wdt, dir| {
+                        dir.read_callback_file(c_str!("state"), wdt, &Wdt::show_state);
+                        dir.read_callback_file(c_str!("activation"), wdt, &Wdt::show_activation);
+                    });
+                    KBox::pin_init(dir, GFP_KERNEL)
+                })
+                .transpose()
         });
         try_pin_init!(MeiWdt {
             wdt: wdt?,
@@ -378,7 +370,7 @@ impl mei_cl::Driver for MeiWdt {
         callbacks: mei_cl::Callbacks<'_, Self>,
     ) -> Result {
         dev.enable().inspect_err(|e| {
-            dev_err_int!(dev.dev(), "Could not enable cl device: %d\n", e.to_errno())
+            dev_err_int!(dev, "Could not enable cl device: %d\n", e.to_errno())
         })?;
         let res = self.start_enabled(dev, &callbacks);
         if res.is_err() {
@@ -389,7 +381,7 @@ impl mei_cl::Driver for MeiWdt {
         res
     }
 
-    fn remove(self: Pin<&Self>, _dev: &mei_cl::Device) {
+    fn unbind(self: Pin<&Self>, _dev: &mei_cl::Device) {
         Wdt::shut_down(&self.wdt);
     }
 
@@ -402,7 +394,7 @@ impl mei_cl::Driver for MeiWdt {
                 // EMSGSIZE: the answer did not fit the client's MTU.
                 dev_err_int_ratelimited!(
                     wdt.log_limit,
-                    dev.dev(),
+                    dev,
                     "failure in recv %d\n",
                     e.to_errno()
                 );
@@ -416,7 +408,7 @@ impl mei_cl::Driver for MeiWdt {
             let more = if len == RECV_LEN { " or more" } else { "" };
             dev_warn_ratelimited!(
                 wdt.log_limit,
-                dev.dev(),
+                dev,
                 "oversize response ({} bytes{}), using the first {}\n",
                 len,
                 more,
@@ -429,7 +421,14 @@ impl mei_cl::Driver for MeiWdt {
         let response = match proto::decode_response(msg) {
             Ok(r) => r,
             Err(e) => {
-                dev_err_ratelimited!(wdt.log_limit, dev.dev(), "bad response: {}\n", e);
+                // Through `fmt::Arguments`: 7.3's `dev_err!` takes only the
+                // kernel crate's own `Display`.
+                dev_err_ratelimited!(
+                    wdt.log_limit,
+                    dev,
+                    "bad response: {}\n",
+                    format_args!("{e}")
+                );
                 wdt.fail_waiting_ping();
                 return;
             }
@@ -438,7 +437,7 @@ impl mei_cl::Driver for MeiWdt {
             if status != proto::STATUS_SUCCESS {
                 dev_err_int_ratelimited!(
                     wdt.log_limit,
-                    dev.dev(),
+                    dev,
                     "firmware status %d\n",
                     status.into()
                 );
@@ -475,7 +474,7 @@ impl mei_cl::Driver for MeiWdt {
             }
             RxAction::WrongState => {
                 dev_warn!(
-                    dev.dev(),
+                    dev,
                     "not in correct state {}[{}]\n",
                     state.as_str(),
                     state as u32
@@ -512,13 +511,13 @@ impl MeiWdt {
     ) -> Result {
         let wdt = &self.wdt;
         callbacks.register_rx().inspect_err(|e| {
-            dev_err_int!(dev.dev(), "Could not reg rx event ret=%d\n", e.to_errno())
+            dev_err_int!(dev, "Could not reg rx event ret=%d\n", e.to_errno())
         })?;
         // Notification is optional.
         match callbacks.register_notify() {
             Err(e) if e != code::eopnotsupp() => {
                 dev_err_int!(
-                    dev.dev(),
+                    dev,
                     "Could not reg notif event ret=%d\n",
                     e.to_errno()
                 );
@@ -558,7 +557,7 @@ impl MeiWdt {
             (Ok(WaitResult::Killed), Ok(())) => self.probe_unanswered(Unanswered::Killed(bound)),
             (Ok(WaitResult::TimedOut), Ok(())) => self.probe_unanswered(Unanswered::Silent(bound)),
             (Err(e), _) | (Ok(_), Err(e)) => {
-                dev_err_int!(dev.dev(), "probe ping send failed: %d\n", e.to_errno());
+                dev_err_int!(dev, "probe ping send failed: %d\n", e.to_errno());
                 return Err(e);
             }
         }
@@ -603,8 +602,9 @@ struct MeiWdtModule {
 
 impl kernel::Module for MeiWdtModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        DEBUGFS.create(c_str!("mei_wdt"));
-        match mei_cl::Registration::new(module) {
+        // Without debugfs the driver works all the same.
+        let _ = DEBUGFS.create(c_str!("mei_wdt"));
+        match mei_cl::Registration::new(c_str!("mei_wdt"), module) {
             Ok(driver) => Ok(MeiWdtModule {
                 driver: Some(driver),
             }),

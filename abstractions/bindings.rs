@@ -20,4 +20,8 @@
 
 pub(crate) use kernel::bindings::*;
 use kernel::ffi;
+// 7.3's bindgen parameters derive it for every structure.
+#[cfg(not(kernel_line = "6.12"))]
+use pin_init::MaybeZeroable;
 include!("../mei_wdt_bindings_generated.rs");
+

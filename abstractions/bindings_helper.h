@@ -4,4 +4,5 @@
 #include <linux/fs.h>
 #include <linux/mei_cl_bus.h>
 #include <linux/mod_devicetable.h>
+#include <linux/seq_file.h>
 #include <linux/watchdog.h>

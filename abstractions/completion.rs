@@ -2,7 +2,7 @@
 
 //! `struct completion`, with the killable, bounded wait the ping needs.
 
-use crate::bindings;
+use super::bindings;
 use kernel::prelude::*;
 use kernel::types::Opaque;
 use kernel::{c_str, static_lock_class};
@@ -82,9 +82,18 @@ impl Completion {
 }
 
 /// The C key of a lockdep class, for C init functions that take one.
+#[cfg(kernel_line = "6.12")]
 pub(crate) fn lock_class_ptr(
     key: &'static kernel::sync::LockClassKey,
 ) -> *mut bindings::lock_class_key {
     // `LockClassKey` is a transparent wrapper of the C key.
     (key as *const kernel::sync::LockClassKey).cast_mut().cast()
+}
+
+/// The C key of a lockdep class (`static_lock_class!()`).
+#[cfg(not(kernel_line = "6.12"))]
+pub(crate) fn lock_class_ptr(
+    key: Pin<&'static kernel::sync::LockClassKey>,
+) -> *mut bindings::lock_class_key {
+    key.as_ptr()
 }

@@ -1,25 +1,31 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! MEI client bus: driver registration, client devices and their callbacks.
+//! MEI client bus: drivers, their id tables, client devices and their
+//! callbacks, in the shape of 7.3's bus abstractions (`auxiliary.rs`).
 //!
-//! A [`Driver`]'s per-device data is pin-initialised at probe, stored as the
-//! client device's drvdata, handed (pinned, shared) to every callback, and
-//! dropped after `remove` (or a failed `start`) once the abstraction has
-//! disabled the device: `mei_cldev_disable()` waits for the rx and
-//! notification works, detaches the callbacks and disconnects, so no
-//! callback can reach the data any more.
+//! [`Adapter`] registers a [`Driver`] through [`driver::Registration`]. A
+//! driver's data is pin-initialised at probe and stored as the client
+//! device's drvdata; then [`Driver::start`] connects and registers the rx
+//! and notification callbacks, which reach only that driver's data. After
+//! `unbind` (or a failed `start`) the adapter disables the device:
+//! `mei_cldev_disable()` waits for the rx and notification works,
+//! detaches the callbacks and disconnects, so nothing reaches the data any
+//! more when it is dropped (by 7.3's driver core, or by the adapter on
+//! 6.12). The id table is exported on 7.3, where modpost makes the module
+//! alias from it; on 6.12 [`mei_cl_device_table!`] writes the alias.
 
-use crate::bindings;
-use crate::device;
+use super::aref::{ARef, AlwaysRefCounted};
+use super::bindings;
+use super::device;
+use super::device_id::{RawDeviceId, RawDeviceIdIndex};
+use super::driver;
 use core::marker::PhantomData;
 use core::pin::Pin;
-use core::ptr::addr_of_mut;
-use core::ptr::NonNull;
-use kernel::alloc::{flags::GFP_KERNEL, KBox};
+use core::ptr::{addr_of_mut, NonNull};
 use kernel::error::{from_result, to_result};
 use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
-use kernel::types::{ARef, AlwaysRefCounted, Opaque};
+use kernel::types::Opaque;
 
 /// An MEI client device (`struct mei_cl_device`).
 ///
@@ -54,13 +60,6 @@ impl Device {
         self.0.get()
     }
 
-    /// The embedded `struct device`, for logging and as a parent.
-    pub(crate) fn dev(&self) -> &device::Device {
-        // SAFETY: `dev` is embedded in the valid client device (type
-        // invariant), so it lives as long as `self`.
-        unsafe { device::Device::from_raw(addr_of_mut!((*self.as_raw()).dev)) }
-    }
-
     /// The ME client's protocol version.
     pub(crate) fn version(&self) -> u8 {
         // SAFETY: the client device is valid (type invariant).
@@ -75,7 +74,7 @@ impl Device {
 
     /// Disconnects from the ME client, after waiting for the rx and
     /// notification works and detaching their callbacks. Done by the
-    /// abstraction after `remove` and after a failed `start`.
+    /// adapter after `unbind` and after a failed `start`.
     fn disable(&self) {
         let cldev = self.as_raw();
         // An error (the disconnect failed) is logged by the bus; the
@@ -139,6 +138,29 @@ impl Device {
     }
 }
 
+impl AsRef<device::Device> for Device {
+    /// The embedded `struct device`, for logging and as a parent.
+    fn as_ref(&self) -> &device::Device {
+        // SAFETY: `dev` is embedded in the valid client device (type
+        // invariant), so it lives as long as `self`.
+        unsafe { device::Device::from_raw(addr_of_mut!((*self.as_raw()).dev)) }
+    }
+}
+
+// SAFETY: the client device's refcount is that of its `struct device`, and
+// `get_device`/`put_device` keep it alive.
+unsafe impl AlwaysRefCounted for Device {
+    fn inc_ref(&self) {
+        // SAFETY: the device is valid (type invariant).
+        unsafe { bindings::get_device(addr_of_mut!((*self.as_raw()).dev)) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: the caller owns a reference taken by `inc_ref`.
+        unsafe { bindings::put_device(addr_of_mut!((*obj.as_ref().as_raw()).dev)) };
+    }
+}
+
 /// The callbacks of driver `T` for a device being started: given to
 /// [`Driver::start`] only, so the callbacks are always those of the driver
 /// whose data the device holds.
@@ -146,7 +168,7 @@ impl Device {
 /// # Invariants
 ///
 /// `dev` is bound to driver `T`, its drvdata is `T`'s (set by
-/// `probe_callback`) until the abstraction disables the device.
+/// `probe_callback`) until the adapter disables the device.
 pub(crate) struct Callbacks<'a, T: Driver> {
     dev: &'a Device,
     _p: PhantomData<T>,
@@ -159,7 +181,7 @@ impl<T: Driver> Callbacks<'_, T> {
         // drvdata of `T` (type invariant) until the device is disabled,
         // which detaches the callback.
         to_result(unsafe {
-            bindings::mei_cldev_register_rx_cb(self.dev.as_raw(), Some(rx_callback::<T>))
+            bindings::mei_cldev_register_rx_cb(self.dev.as_raw(), Some(Adapter::<T>::rx_callback))
         })
     }
 
@@ -168,129 +190,147 @@ impl<T: Driver> Callbacks<'_, T> {
     pub(crate) fn register_notify(&self) -> Result {
         // SAFETY: as in `register_rx`.
         to_result(unsafe {
-            bindings::mei_cldev_register_notif_cb(self.dev.as_raw(), Some(notify_callback::<T>))
+            bindings::mei_cldev_register_notif_cb(
+                self.dev.as_raw(),
+                Some(Adapter::<T>::notify_callback),
+            )
         })
     }
 }
 
-// SAFETY: the client device's refcount is that of its `struct device`, and
-// `get_device`/`put_device` keep it alive.
-unsafe impl AlwaysRefCounted for Device {
-    fn inc_ref(&self) {
-        // SAFETY: the device is valid (type invariant).
-        unsafe { bindings::get_device(self.dev().as_raw()) };
-    }
-
-    unsafe fn dec_ref(obj: NonNull<Self>) {
-        // SAFETY: the caller owns a reference taken by `inc_ref`.
-        unsafe { bindings::put_device(obj.as_ref().dev().as_raw()) };
-    }
-}
-
-/// A client id as the bus reads it: the ME client GUID (in `uuid_le` byte
-/// order) and protocol version, or [`DeviceId::VERSION_ANY`].
+/// A client id as the bus matches it: the ME client GUID (in `uuid_le`
+/// byte order) and protocol version, or [`DeviceId::VERSION_ANY`].
 #[repr(transparent)]
+#[derive(Clone, Copy)]
 pub(crate) struct DeviceId(bindings::mei_cl_device_id);
 
 impl DeviceId {
+    /// Matches every protocol version.
     pub(crate) const VERSION_ANY: u8 = bindings::MEI_CL_VERSION_ANY as u8;
-
-    /// The all-zero entry that ends an id table (no client has the nil
-    /// GUID).
-    // SAFETY: the C structure is bytes and integers; all-zero is valid.
-    const END: Self = DeviceId(unsafe { core::mem::zeroed() });
 
     /// The client `uuid` (bus byte order) at protocol `version`.
     pub(crate) const fn new(uuid: [u8; 16], version: u8) -> Self {
-        let mut id = Self::END;
-        id.0.uuid.b = uuid;
-        id.0.version = version;
-        id
+        // SAFETY: the C structure is bytes and integers; all-zero is valid.
+        let mut id: bindings::mei_cl_device_id = unsafe { core::mem::zeroed() };
+        id.uuid.b = uuid;
+        id.version = version;
+        DeviceId(id)
     }
 
-    const fn is_end(&self) -> bool {
+    /// The `modinfo` line of the module alias for this id, as modpost
+    /// writes it on 7.3 (`file2alias.c`, `do_mei_entry`), padded with
+    /// NULs: "alias=mei:*:<uuid>:<version, or *>:*".
+    #[cfg(kernel_line = "6.12")]
+    pub(crate) const fn modinfo_alias(&self) -> [u8; 64] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        const UPPER: &[u8; 16] = b"0123456789ABCDEF";
+        // `uuid_le` prints its first three fields byte-reversed.
+        const ORDER: [usize; 16] = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
+        let mut out = [0u8; 64];
+        let head = b"alias=mei:*:";
+        let mut n = 0;
+        while n < head.len() {
+            out[n] = head[n];
+            n += 1;
+        }
         let mut i = 0;
-        while i < self.0.uuid.b.len() {
-            if self.0.uuid.b[i] != 0 {
-                return false;
+        while i < 16 {
+            if i == 4 || i == 6 || i == 8 || i == 10 {
+                out[n] = b'-';
+                n += 1;
             }
+            let b = self.0.uuid.b[ORDER[i]];
+            out[n] = HEX[(b >> 4) as usize];
+            out[n + 1] = HEX[(b & 0xf) as usize];
+            n += 2;
             i += 1;
         }
-        true
-    }
-}
-
-/// A driver's id table: static, and ended by the zero entry the bus
-/// stops at.
-///
-/// # Invariants
-///
-/// `ids` holds at least one entry and only its last is [`DeviceId::END`].
-pub(crate) struct IdTable {
-    ids: &'static [DeviceId],
-}
-
-impl IdTable {
-    /// A table of `ids`, the end entry added: a constant, so that the
-    /// bus reads it where the compiler put it.
-    pub(crate) const fn new<const N: usize>(ids: &'static IdArray<N>) -> Self {
-        let mut i = 0;
-        while i < N {
-            assert!(!ids.ids[i].is_end(), "an id table entry has the nil GUID");
-            i += 1;
+        out[n] = b':';
+        n += 1;
+        if self.0.version == Self::VERSION_ANY {
+            out[n] = b'*';
+            n += 1;
+        } else {
+            out[n] = UPPER[(self.0.version >> 4) as usize];
+            out[n + 1] = UPPER[(self.0.version & 0xf) as usize];
+            n += 2;
         }
-        let all: *const DeviceId = (ids as *const IdArray<N>).cast();
-        // INVARIANT: `IdArray` is `repr(C)`: its `N` entries then `END`,
-        // contiguous (no padding between entries of one type), none of the
-        // entries being `END` (checked above).
-        IdTable {
-            // `ids` is at offset 0 of the `repr(C)` struct, whose alignment
-            // is `DeviceId`'s, and `end` follows it with no padding.
-            // SAFETY: so `N + 1` consecutive `DeviceId`s live in `'static` `*ids`.
-            ids: unsafe { core::slice::from_raw_parts(all, N + 1) },
-        }
-    }
-
-    fn as_ptr(&self) -> *const bindings::mei_cl_device_id {
-        self.ids.as_ptr().cast()
+        out[n] = b':';
+        out[n + 1] = b'*';
+        out
     }
 }
 
-/// `N` client ids and the entry that ends them, laid out as the bus
-/// reads a table; see [`IdTable::new`].
-#[repr(C)]
-pub(crate) struct IdArray<const N: usize> {
-    ids: [DeviceId; N],
-    end: DeviceId,
+// SAFETY: `DeviceId` is a transparent wrapper of `mei_cl_device_id`.
+unsafe impl RawDeviceId for DeviceId {
+    type RawType = bindings::mei_cl_device_id;
 }
 
-impl<const N: usize> IdArray<N> {
-    pub(crate) const fn new(ids: [DeviceId; N]) -> Self {
-        IdArray {
-            ids,
-            end: DeviceId::END,
-        }
-    }
+// SAFETY: `driver_info` is the C id's pointer-sized driver data field.
+unsafe impl RawDeviceIdIndex for DeviceId {
+    const DRIVER_DATA_OFFSET: usize = core::mem::offset_of!(bindings::mei_cl_device_id, driver_info);
 }
 
-/// An MEI client driver.
+/// A driver's id table, with per-id data `U`.
+pub(crate) type IdTable<U> = &'static dyn super::device_id::IdTable<DeviceId, U>;
+
+/// Declares a driver's id table `$name`, with per-id data of type `$info`,
+/// and the module alias for each id:
+/// `mei_cl_device_table!(TABLE, (), [(DeviceId::new(uuid, ver), ())]);`.
+#[cfg(not(kernel_line = "6.12"))]
+macro_rules! mei_cl_device_table {
+    ($name:ident, $info:ty, [$(($id:expr, $data:expr $(,)?)),* $(,)?]) => {
+        kernel::module_device_table!(
+            "mei",
+            $crate::abstractions::mei_cl::DeviceId,
+            $name,
+            $info,
+            [$(($id, $data)),*]
+        );
+    };
+}
+
+/// Declares a driver's id table `$name`, with per-id data of type `$info`,
+/// and the module alias for each id:
+/// `mei_cl_device_table!(TABLE, (), [(DeviceId::new(uuid, ver), ())]);`.
+#[cfg(kernel_line = "6.12")]
+macro_rules! mei_cl_device_table {
+    ($name:ident, $info:ty, [$(($id:expr, $data:expr $(,)?)),* $(,)?]) => {
+        static $name: $crate::abstractions::device_id::IdArray<
+            $crate::abstractions::mei_cl::DeviceId,
+            $info,
+            { [$($crate::abstractions::mei_cl::DeviceId::modinfo_alias(&$id)),*].len() },
+        > = $crate::abstractions::device_id::IdArray::new([$(($id, &$data)),*]);
+        $(
+            const _: () = {
+                #[link_section = ".modinfo"]
+                #[used(compiler)]
+                static ALIAS: [u8; 64] = $crate::abstractions::mei_cl::DeviceId::modinfo_alias(&$id);
+            };
+        )*
+    };
+}
+
+pub(crate) use mei_cl_device_table;
+
+/// An MEI client driver; its value is the per-device data.
 pub(crate) trait Driver: Send + Sync + Sized + 'static {
-    /// The driver name.
-    const NAME: &'static CStr;
-    /// The clients this driver binds to.
-    const ID_TABLE: IdTable;
+    /// Per-id data of the id table.
+    type IdInfo: 'static;
+    /// The clients this driver binds to ([`mei_cl_device_table!`]).
+    const ID_TABLE: IdTable<Self::IdInfo>;
 
     /// Creates the per-device data; nothing may reach it yet.
-    fn probe(dev: &Device) -> impl PinInit<Self, Error>;
+    fn probe(dev: &Device, id_info: &Self::IdInfo) -> impl PinInit<Self, Error>;
 
     /// Starts the device once its data is reachable from the callbacks
     /// (enable, register `callbacks`, first messages). On error the
-    /// abstraction disables the device and drops the data.
+    /// adapter disables the device, and the data is dropped.
     fn start(self: Pin<&Self>, dev: &Device, callbacks: Callbacks<'_, Self>) -> Result;
 
-    /// Stops the device; the abstraction then disables it and drops the
-    /// data.
-    fn remove(self: Pin<&Self>, dev: &Device);
+    /// Stops the device; the adapter then disables it, and the data is
+    /// dropped.
+    fn unbind(self: Pin<&Self>, dev: &Device);
 
     /// A message from the ME client is waiting ([`Device::recv`]).
     fn rx(self: Pin<&Self>, dev: &Device);
@@ -299,167 +339,181 @@ pub(crate) trait Driver: Send + Sync + Sized + 'static {
     fn notify(self: Pin<&Self>, dev: &Device);
 }
 
-/// The driver data of `cldev`, if set.
-///
-/// # Safety
-///
-/// `cldev` must be valid and bound to driver `T`, whose drvdata is either
-/// null or a `KBox<T>` leaked by `probe_callback`.
-unsafe fn drvdata<'a, T: Driver>(cldev: *mut bindings::mei_cl_device) -> Option<Pin<&'a T>> {
-    // SAFETY: per the contract, drvdata is null or a pinned `T`, which
-    // stays alive until `remove_callback` (after the callbacks stopped).
-    unsafe {
-        let data = bindings::mei_cldev_get_drvdata(cldev).cast::<T>();
-        (!data.is_null()).then(|| Pin::new_unchecked(&*data))
+/// The bus side of driver `T`: its registration and callbacks.
+pub(crate) struct Adapter<T: Driver>(PhantomData<T>);
+
+// SAFETY: `mei_cl_driver` is the bus' `repr(C)` driver structure, with its
+// `struct device_driver` at the offset given; the drvdata the adapter
+// stores is a `Pin<KBox<T>>`.
+unsafe impl<T: Driver> driver::DriverLayout for Adapter<T> {
+    type DriverType = bindings::mei_cl_driver;
+    type DriverData<'bound> = T;
+    #[cfg(not(kernel_line = "6.12"))]
+    const DEVICE_DRIVER_OFFSET: usize = core::mem::offset_of!(bindings::mei_cl_driver, driver);
+}
+
+// SAFETY: `unregister` undoes `register`'s registration.
+unsafe impl<T: Driver> driver::RegistrationOps for Adapter<T> {
+    unsafe fn register(
+        reg: &Opaque<bindings::mei_cl_driver>,
+        name: &'static CStr,
+        module: &'static ThisModule,
+    ) -> Result {
+        let drv = reg.get();
+        // SAFETY: the structure is being set up, not yet registered; the
+        // caller keeps it pinned until `unregister`; the id table is
+        // static and ends with a zeroed entry (`IdArray`).
+        unsafe {
+            (*drv).name = name.as_ptr().cast();
+            (*drv).probe = Some(Self::probe_callback);
+            (*drv).remove = Some(Self::remove_callback);
+            (*drv).id_table = T::ID_TABLE.as_ptr();
+            to_result(bindings::__mei_cldev_driver_register(drv, module.as_ptr()))
+        }
+    }
+
+    unsafe fn unregister(reg: &Opaque<bindings::mei_cl_driver>) {
+        // SAFETY: registered (the caller's promise); unregistering
+        // unbinds every device.
+        unsafe { bindings::mei_cldev_driver_unregister(reg.get()) };
     }
 }
 
-/// # Safety
-///
-/// Called by the MEI bus with a valid client device bound to driver `T` (drvdata null or set by `probe_callback`).
-unsafe extern "C" fn probe_callback<T: Driver>(
-    cldev: *mut bindings::mei_cl_device,
-    _id: *const bindings::mei_cl_device_id,
-) -> c_int {
-    from_result(|| {
-        // SAFETY: the bus passes a valid device for the whole probe.
-        let dev = unsafe { Device::from_raw(cldev) };
-        let data = KBox::pin_init(T::probe(dev), GFP_KERNEL)?;
-        // SAFETY: the box is leaked and only rebuilt (and dropped) below or
-        // in `remove_callback`; it is never moved out of.
-        let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(data) });
-        // SAFETY: `cldev` is valid; drvdata now holds the pinned data.
-        unsafe { bindings::mei_cldev_set_drvdata(cldev, raw.cast::<c_void>()) };
-        // INVARIANT: bound to `T`, drvdata set just above.
-        let callbacks = Callbacks {
-            dev,
-            _p: PhantomData,
-        };
-        // SAFETY: `raw` is valid and pinned until dropped below.
-        let res = T::start(unsafe { Pin::new_unchecked(&*raw) }, dev, callbacks);
-        if res.is_err() {
-            dev.disable();
-            // SAFETY: the device is disabled: no callback can reach the
-            // data any more; rebuild the box leaked above and drop it.
-            unsafe {
-                bindings::mei_cldev_set_drvdata(cldev, core::ptr::null_mut());
-                drop(KBox::from_raw(raw));
+impl<T: Driver> Adapter<T> {
+    /// The driver data of `cldev`, if set.
+    ///
+    /// # Safety
+    ///
+    /// `cldev` must be valid and bound to driver `T`, whose drvdata is
+    /// either null or a `Pin<KBox<T>>` leaked by `probe_callback` and not
+    /// yet dropped.
+    unsafe fn drvdata<'a>(cldev: *mut bindings::mei_cl_device) -> Option<Pin<&'a T>> {
+        // SAFETY: per the contract, drvdata is null or a pinned `T`, which
+        // stays alive until after `remove_callback` (after the callbacks
+        // stopped).
+        unsafe {
+            let data = bindings::mei_cldev_get_drvdata(cldev).cast::<T>();
+            (!data.is_null()).then(|| Pin::new_unchecked(&*data))
+        }
+    }
+
+    /// Drops the driver data of a disabled device (6.12; 7.3's driver
+    /// core does it after `remove` or a failed `probe`).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Self::drvdata`], and the device is disabled: nothing
+    /// reaches the data any more.
+    #[cfg(kernel_line = "6.12")]
+    unsafe fn drop_drvdata(cldev: *mut bindings::mei_cl_device) {
+        // SAFETY: per the contract; the box was leaked in `probe_callback`.
+        unsafe {
+            let data = bindings::mei_cldev_get_drvdata(cldev).cast::<T>();
+            bindings::mei_cldev_set_drvdata(cldev, core::ptr::null_mut());
+            if !data.is_null() {
+                drop(KBox::from_raw(data));
             }
         }
-        res.map(|()| 0)
-    })
-}
+    }
 
-/// # Safety
-///
-/// Called by the MEI bus with a valid client device bound to driver `T` (drvdata null or set by `probe_callback`).
-unsafe extern "C" fn remove_callback<T: Driver>(cldev: *mut bindings::mei_cl_device) {
-    // SAFETY: the bus passes a valid device bound to `T`.
-    let dev = unsafe { Device::from_raw(cldev) };
-    // SAFETY: `cldev` is bound to `T`.
-    let Some(data) = (unsafe { drvdata::<T>(cldev) }) else {
-        return;
-    };
-    T::remove(data, dev);
-    dev.disable();
-    // SAFETY: the device is disabled: no callback can reach the data any
-    // more; rebuild the box leaked in `probe_callback` and drop it.
-    unsafe {
-        bindings::mei_cldev_set_drvdata(cldev, core::ptr::null_mut());
-        drop(KBox::from_raw((data.get_ref() as *const T).cast_mut()));
+    /// # Safety
+    ///
+    /// Called by the MEI bus with a valid client device being bound to
+    /// driver `T`, and an entry of `T::ID_TABLE`.
+    unsafe extern "C" fn probe_callback(
+        cldev: *mut bindings::mei_cl_device,
+        id: *const bindings::mei_cl_device_id,
+    ) -> c_int {
+        // SAFETY: the bus passes a valid device for the whole probe.
+        let dev = unsafe { Device::from_raw(cldev) };
+        // SAFETY: an entry of `T::ID_TABLE` (`DeviceId` is transparent),
+        // an `IdArray<DeviceId, T::IdInfo, _>`.
+        let info = unsafe { (*id.cast::<DeviceId>()).info_unchecked::<T::IdInfo>() };
+        from_result(|| {
+            let data = KBox::pin_init(T::probe(dev, info), GFP_KERNEL)?;
+            // SAFETY: the box is leaked and only rebuilt to be dropped,
+            // never moved out of.
+            let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(data) });
+            // SAFETY: `cldev` is valid; drvdata now holds the pinned data,
+            // as 7.3's driver core expects to find it (`into_foreign`).
+            unsafe { bindings::mei_cldev_set_drvdata(cldev, raw.cast::<c_void>()) };
+            // INVARIANT: bound to `T`, drvdata set just above.
+            let callbacks = Callbacks {
+                dev,
+                _p: PhantomData,
+            };
+            // SAFETY: `raw` is valid and pinned until dropped.
+            let res = T::start(unsafe { Pin::new_unchecked(&*raw) }, dev, callbacks);
+            if res.is_err() {
+                dev.disable();
+                // SAFETY: drvdata is the box leaked above; the device is
+                // disabled.
+                #[cfg(kernel_line = "6.12")]
+                unsafe {
+                    Self::drop_drvdata(cldev)
+                };
+            }
+            res.map(|()| 0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the MEI bus with a valid client device bound to driver
+    /// `T` by a successful `probe_callback`.
+    unsafe extern "C" fn remove_callback(cldev: *mut bindings::mei_cl_device) {
+        // SAFETY: the bus passes a valid device bound to `T`.
+        let dev = unsafe { Device::from_raw(cldev) };
+        // SAFETY: bound to `T`; the data is dropped only after this.
+        let Some(data) = (unsafe { Self::drvdata(cldev) }) else {
+            return;
+        };
+        T::unbind(data, dev);
+        dev.disable();
+        // SAFETY: the device is disabled; `data` is not used any more.
+        #[cfg(kernel_line = "6.12")]
+        unsafe {
+            Self::drop_drvdata(cldev)
+        };
+    }
+
+    /// # Safety
+    ///
+    /// Called by the MEI bus' rx work of a client device whose rx callback
+    /// `T` registered ([`Callbacks`]).
+    unsafe extern "C" fn rx_callback(cldev: *mut bindings::mei_cl_device) {
+        // SAFETY: the bus runs the rx work only for a registered, valid
+        // device, bound to `T` (which registered the callback) until it is
+        // disabled.
+        if let Some(data) = unsafe { Self::drvdata(cldev) } {
+            // SAFETY: as above.
+            T::rx(data, unsafe { Device::from_raw(cldev) });
+        }
+    }
+
+    /// # Safety
+    ///
+    /// As for `rx_callback`, for the notification callback.
+    unsafe extern "C" fn notify_callback(cldev: *mut bindings::mei_cl_device) {
+        // SAFETY: as in `rx_callback`.
+        if let Some(data) = unsafe { Self::drvdata(cldev) } {
+            // SAFETY: as above.
+            T::notify(data, unsafe { Device::from_raw(cldev) });
+        }
     }
 }
 
-/// # Safety
-///
-/// Called by the MEI bus with a valid client device bound to driver `T` (drvdata null or set by `probe_callback`).
-unsafe extern "C" fn rx_callback<T: Driver>(cldev: *mut bindings::mei_cl_device) {
-    // SAFETY: the bus runs the rx work only for a registered, valid device,
-    // bound to `T` (the callback was registered by `T`).
-    if let Some(data) = unsafe { drvdata::<T>(cldev) } {
-        // SAFETY: as above.
-        T::rx(data, unsafe { Device::from_raw(cldev) });
-    }
-}
-
-/// # Safety
-///
-/// Called by the MEI bus with a valid client device bound to driver `T` (drvdata null or set by `probe_callback`).
-unsafe extern "C" fn notify_callback<T: Driver>(cldev: *mut bindings::mei_cl_device) {
-    // SAFETY: as in `rx_callback`.
-    if let Some(data) = unsafe { drvdata::<T>(cldev) } {
-        // SAFETY: as above.
-        T::notify(data, unsafe { Device::from_raw(cldev) });
-    }
-}
-
-/// The memory of a client driver: what the bus points into while it is
-/// registered.
-#[pin_data]
-struct Inner<T: Driver> {
-    #[pin]
-    driver: Opaque<bindings::mei_cl_driver>,
-    _p: PhantomData<T>,
-}
-
-// SAFETY: the C driver structure is only used by the driver core, which
-// serializes access; its id table is static and immutable.
-unsafe impl<T: Driver> Send for Inner<T> {}
-// SAFETY: as above.
-unsafe impl<T: Driver> Sync for Inner<T> {}
-
-/// A registered MEI client driver; unregistered on drop.
-///
-/// # Invariants
-///
-/// `inner.driver` is registered with the bus.
+/// A registered MEI client driver `T`, unregistered on drop (which
+/// unbinds every device).
 pub(crate) struct Registration<T: Driver> {
-    inner: Pin<KBox<Inner<T>>>,
+    _reg: Pin<KBox<driver::Registration<Adapter<T>>>>,
 }
 
 impl<T: Driver> Registration<T> {
-    /// Registers driver `T` for `module`.
-    pub(crate) fn new(module: &'static ThisModule) -> Result<Self> {
-        let inner = KBox::pin_init(
-            try_pin_init!(Inner {
-                // SAFETY: a zeroed driver plus name, ids and callbacks is
-                // what `mei_cldev_driver_register` expects; it is filled
-                // in place and registered below, once pinned.
-                driver <- unsafe {
-                    kernel::init::pin_init_from_closure(
-                        |slot: *mut Opaque<bindings::mei_cl_driver>| {
-                            let drv = Opaque::raw_get(slot);
-                            core::ptr::write_bytes(drv, 0, 1);
-                            (*drv).name = T::NAME.as_char_ptr();
-                            (*drv).probe = Some(probe_callback::<T>);
-                            (*drv).remove = Some(remove_callback::<T>);
-                            (*drv).id_table = T::ID_TABLE.as_ptr();
-                            Ok::<(), Error>(())
-                        },
-                    )
-                },
-                _p: PhantomData,
-            }? Error),
-            GFP_KERNEL,
-        )?;
-        let drv = inner.driver.get();
-        // A failed registration makes no `Registration`: nothing
-        // unregisters it.
-        // SAFETY: the memory is pinned, so the driver stays put until
-        // `drop` unregisters; its id table is static and ends with the
-        // zero entry (`IdTable` invariant).
-        unsafe {
-            to_result(bindings::__mei_cldev_driver_register(drv, module.as_ptr()))?;
-        }
-        // INVARIANT: registered just above.
-        Ok(Registration { inner })
-    }
-}
-
-impl<T: Driver> Drop for Registration<T> {
-    fn drop(&mut self) {
-        // SAFETY: registered (type invariant); unregistering removes every
-        // bound device.
-        unsafe { bindings::mei_cldev_driver_unregister(self.inner.driver.get()) };
+    /// Registers driver `T` as `name`, for `module`.
+    pub(crate) fn new(name: &'static CStr, module: &'static ThisModule) -> Result<Self> {
+        Ok(Registration {
+            _reg: KBox::pin_init(driver::Registration::new(name, module), GFP_KERNEL)?,
+        })
     }
 }

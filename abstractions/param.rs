@@ -3,7 +3,7 @@
 //! Unsigned integer module parameters (C `module_param(name, uint, perm)`),
 //! which the 6.12 `module!` macro does not offer yet.
 
-use crate::bindings;
+use super::bindings;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 /// The value of a `uint` module parameter; the kernel's `param_ops_uint`
@@ -41,7 +41,7 @@ unsafe impl Sync for KernelParam {}
 /// with its `__param` descriptor and `modinfo` entries.
 macro_rules! module_param_uint {
     ($name:ident, $default:expr, $perm:expr, $desc:literal) => {
-        pub(crate) static $name: $crate::param::UintParam = $crate::param::UintParam::new($default);
+        pub(crate) static $name: $crate::abstractions::param::UintParam = $crate::abstractions::param::UintParam::new($default);
 
         #[doc(hidden)]
         mod $name {
@@ -54,16 +54,16 @@ macro_rules! module_param_uint {
 
             #[link_section = "__param"]
             #[used(compiler)]
-            pub(super) static PARAM: $crate::param::KernelParam =
-                $crate::param::KernelParam($crate::bindings::kernel_param {
+            pub(super) static PARAM: $crate::abstractions::param::KernelParam =
+                $crate::abstractions::param::KernelParam($crate::abstractions::bindings::kernel_param {
                     name: NAME.as_ptr().cast(),
                     // Only addresses are taken: no access, no `unsafe`.
-                    mod_: core::ptr::addr_of_mut!($crate::bindings::__this_module),
-                    ops: core::ptr::addr_of!($crate::bindings::param_ops_uint),
+                    mod_: core::ptr::addr_of_mut!($crate::abstractions::bindings::__this_module),
+                    ops: core::ptr::addr_of!($crate::abstractions::bindings::param_ops_uint),
                     perm: $perm,
                     level: -1,
                     flags: 0,
-                    __bindgen_anon_1: $crate::bindings::kernel_param__bindgen_ty_1 {
+                    __bindgen_anon_1: $crate::abstractions::bindings::kernel_param__bindgen_ty_1 {
                         arg: super::$name.as_arg(),
                     },
                 });
@@ -71,12 +71,12 @@ macro_rules! module_param_uint {
             const TYPE: &str = concat!("parmtype=", stringify!($name), ":uint\0");
             #[link_section = ".modinfo"]
             #[used(compiler)]
-            pub(super) static PARMTYPE: [u8; TYPE.len()] = $crate::param::bytes(TYPE);
+            pub(super) static PARMTYPE: [u8; TYPE.len()] = $crate::abstractions::param::bytes(TYPE);
 
             const DESC: &str = concat!("parm=", stringify!($name), ":", $desc, "\0");
             #[link_section = ".modinfo"]
             #[used(compiler)]
-            pub(super) static PARM: [u8; DESC.len()] = $crate::param::bytes(DESC);
+            pub(super) static PARM: [u8; DESC.len()] = $crate::abstractions::param::bytes(DESC);
         }
     };
 }

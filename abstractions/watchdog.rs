@@ -12,8 +12,8 @@
 //! it never runs concurrently with each other get a
 //! [`Device<Serialized>`], which may change the device.
 
-use crate::bindings;
-use crate::device;
+use super::bindings;
+use super::device;
 use core::marker::PhantomData;
 use core::pin::Pin;
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
@@ -25,7 +25,7 @@ use kernel::types::Opaque;
 
 /// Capability bits for [`Info::options`].
 pub(crate) mod options {
-    use crate::bindings;
+    use super::bindings;
     /// Keep-alive ping reply.
     pub(crate) const KEEPALIVEPING: u32 = bindings::WDIOF_KEEPALIVEPING;
     /// The timeout can be set.
@@ -48,6 +48,12 @@ pub(crate) struct Info {
     pub(crate) min_timeout: u32,
     /// Largest timeout, seconds.
     pub(crate) max_timeout: u32,
+    /// Stop a running watchdog when the system reboots or powers off
+    /// (C `watchdog_stop_on_reboot`).
+    pub(crate) stop_on_reboot: bool,
+    /// Stop a running watchdog when it is unregistered, instead of leaving
+    /// it to expire (C `watchdog_stop_on_unregister`).
+    pub(crate) stop_on_unregister: bool,
 }
 
 /// The context of `start`, `ping` and `set_timeout`: the core never runs
@@ -145,14 +151,14 @@ pub(crate) trait HasOps: Operations {
 /// Implements [`HasOps`] for `$t` with a table in this module's memory.
 macro_rules! declare_ops {
     ($t:ty) => {
-        impl $crate::watchdog::HasOps for $t {
-            fn ops() -> &'static $crate::watchdog::OpsTable<Self> {
-                static OPS: $crate::watchdog::OpsTable<$t> =
+        impl $crate::abstractions::watchdog::HasOps for $t {
+            fn ops() -> &'static $crate::abstractions::watchdog::OpsTable<Self> {
+                static OPS: $crate::abstractions::watchdog::OpsTable<$t> =
                     // SAFETY: this module's own `struct module` (only its
                     // address is taken), which holds the operations.
                     unsafe {
-                        $crate::watchdog::OpsTable::new(core::ptr::addr_of_mut!(
-                            $crate::bindings::__this_module
+                        $crate::abstractions::watchdog::OpsTable::new(core::ptr::addr_of_mut!(
+                            $crate::abstractions::bindings::__this_module
                         ))
                     };
                 &OPS
@@ -251,8 +257,7 @@ unsafe extern "C" fn set_timeout_callback<T: Operations>(
 
 impl<T: HasOps> Registration<T> {
     /// Registers a watchdog device under `parent`, described by `info`,
-    /// whose operations run on `data`. The device stops on reboot and on
-    /// unregister, as the core's helpers for that would set.
+    /// whose operations run on `data`.
     pub(crate) fn new(parent: &device::Device, info: &Info, data: Arc<T>) -> Result<Self> {
         let mut c_info = bindings::watchdog_info {
             options: info.options,
@@ -265,23 +270,25 @@ impl<T: HasOps> Registration<T> {
         }
         c_info.identity[..id.len()].copy_from_slice(id);
         let (timeout, min, max) = (info.timeout, info.min_timeout, info.max_timeout);
-        let parent = parent.as_raw();
+        let status = u64::from(info.stop_on_reboot) << bindings::WDOG_STOP_ON_REBOOT
+            | u64::from(info.stop_on_unregister) << bindings::WDOG_STOP_ON_UNREGISTER;
+        let parent = device::as_raw(parent);
         let inner = KBox::pin_init(
             try_pin_init!(Inner {
                 // SAFETY: a zeroed `watchdog_device` is the C starting point
                 // (drivers kzalloc it); the pointers are set right after
                 // pinning, before registration.
                 wdd <- unsafe {
-                    kernel::init::pin_init_from_closure(
+                    super::pin_init_from_closure(
                         |slot: *mut Opaque<bindings::watchdog_device>| {
-                            let wdd = Opaque::raw_get(slot);
+                            // `Opaque` is a transparent wrapper of the C structure.
+                            let wdd = slot.cast::<bindings::watchdog_device>();
                             core::ptr::write_bytes(wdd, 0, 1);
                             (*wdd).parent = parent;
                             (*wdd).timeout = timeout;
                             (*wdd).min_timeout = min;
                             (*wdd).max_timeout = max;
-                            (*wdd).status = 1 << bindings::WDOG_STOP_ON_REBOOT
-                                | 1 << bindings::WDOG_STOP_ON_UNREGISTER;
+                            (*wdd).status = status as _;
                             Ok::<(), Error>(())
                         },
                     )

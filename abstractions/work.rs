@@ -8,7 +8,7 @@
 //! fields drop in; only an owner's own field can be queued. As for any
 //! work item, the module must cancel its works before it unloads.
 
-use crate::bindings;
+use super::bindings;
 use core::marker::PhantomData;
 use kernel::ffi::c_int;
 use kernel::prelude::*;
@@ -35,9 +35,9 @@ macro_rules! impl_work_handler {
     ($type:ty, $field:ident, $run:ident) => {
         // SAFETY: the offset is that of `$field`, checked below to be a
         // `Work<$type>`.
-        unsafe impl $crate::work::WorkHandler for $type {
+        unsafe impl $crate::abstractions::work::WorkHandler for $type {
             const OFFSET: usize = {
-                let _check: fn(&$type) -> &$crate::work::Work<$type> = |t| &t.$field;
+                let _check: fn(&$type) -> &$crate::abstractions::work::Work<$type> = |t| &t.$field;
                 core::mem::offset_of!($type, $field)
             };
             fn run(&self) {
@@ -95,7 +95,7 @@ impl<T: WorkHandler> Work<T> {
                         Some(work_callback::<T>),
                         false,
                         c_str!("Work::work").as_char_ptr(),
-                        crate::completion::lock_class_ptr(static_lock_class!()),
+                        crate::abstractions::completion::lock_class_ptr(static_lock_class!()),
                     );
                 })
             },

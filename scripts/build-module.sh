@@ -11,6 +11,7 @@ source "$(dirname "$0")/common.sh"
 kdir=$1
 dir=$2
 shift 2
+use_llvm_of "$kdir"
 tree="$CACHE_DIR/modules/$(basename "$kdir")"
 mkdir -p "$tree"
 exec 7>"$tree.lock"
@@ -19,7 +20,7 @@ flock 7
 # A file is copied when its content differs and then gets a new mtime, so
 # make rebuilds from it whatever the checkout's mtimes (the copy is shared
 # by every checkout). REBUILD=1 rebuilds the module in any case (clippy).
-rsync -rl --checksum --prune-empty-dirs \
+rsync -rl --checksum --delete --prune-empty-dirs \
 	--include '/Kbuild' --include '/*.rs' --include '/abstractions/***' \
 	--include '/qemu/' --include '/qemu/mestub/' \
 	--include '/qemu/mestub/Kbuild' --include '/qemu/mestub/*.rs' \

@@ -6,7 +6,7 @@
 CACHE_DIR=${MEI_WDT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mei-wdt-rs}
 TOPDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-export PATH="/usr/lib/llvm-16/bin:$HOME/.cargo/bin:$PATH"
+export PATH="$HOME/.cargo/bin:$PATH"
 # The pinned toolchain everywhere, also where the working directory (the
 # kernel tree) is outside the checkout and rust-toolchain.toml not seen.
 RUSTUP_TOOLCHAIN=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$TOPDIR/rust-toolchain.toml")
@@ -23,20 +23,25 @@ require_tool() {
 		die "'$1' not found; install $2 (or run 'make setup')"
 }
 
-# The Debian kernel source tarball and its package version.
-KERNEL_TARBALL=${KERNEL_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
-kernel_pkg_version() {
-	local v
-	v=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null) ||
-		v=$(stat -c %Y "$KERNEL_TARBALL")
-	tr '~:' '__' <<<"$v"
-}
-
 # Toolchain identity: part of every kernel and module cache key.
 toolchain_id() {
 	rustc --version
 	clang --version | head -1
 	bindgen --version
+}
+
+# use_llvm MAJOR: put LLVM MAJOR's tools (clang, ld.lld, and the libclang
+# that bindgen finds through llvm-config) first in PATH.
+use_llvm() {
+	[ -d "/usr/lib/llvm-$1/bin" ] || die "LLVM $1 not found; install clang-$1, lld-$1 and libclang-$1-dev (or run 'make setup')"
+	export PATH="/usr/lib/llvm-$1/bin:$PATH"
+}
+
+# use_llvm_of KDIR: use the LLVM that built the kernel in KDIR.
+use_llvm_of() {
+	local v
+	v=$(sed -n 's/^CONFIG_CLANG_VERSION=//p' "$1/include/config/auto.conf" 2>/dev/null)
+	[ -z "$v" ] || [ "$v" = 0 ] || use_llvm $((v / 10000))
 }
 
 # cargo_target_dir KIND: this checkout's cargo target dir for KIND (host,

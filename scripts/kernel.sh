@@ -1,20 +1,38 @@
 #!/bin/bash
-# Build (or reuse) a test kernel from the Debian 6.12 source.
+# Build (or reuse) a test kernel from Debian's kernel source.
 #
-#   kernel.sh build release|debug|systemd|bench   build if not cached, print the build dir
-#   kernel.sh dir release|debug|systemd|bench     print the build dir, fail if not built
+#   kernel.sh build [LINE-]FLAVOR   build if not cached, print the build dir
+#   kernel.sh dir [LINE-]FLAVOR     print the build dir, fail if not built
+#   kernel.sh lines                 print the supported lines
+#
+# LINE is 6.12 (the default, so "release" is "6.12-release") or 7.3;
+# FLAVOR is release, debug, systemd or bench.
+#   6.12  Debian 12's linux-source-6.12, built with LLVM 16
+#   7.3   Debian 13's linux-source-7.3 (trixie-backports, fetched into the
+#         cache by scripts/debian-pkg.sh), built with LLVM 19: 7.3 needs
+#         LLVM >= 17.0.1. Both lines use the pinned rustc and bindgen.
 #
 # Cache: $CACHE_DIR/kernel-<version>-<flavor>-<hash>/ where the hash covers
-# the config fragments, the build recipe (RECIPE below) and the toolchain. A lock makes two
-# concurrent builds of the same kernel wait for each other.
+# the config fragments, the build recipe (RECIPE below) and the toolchain. A
+# lock makes two concurrent builds of the same kernel wait for each other.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 # Bump when the build steps below change, so cached kernels are rebuilt.
 RECIPE="tinyconfig+merge_config+olddefconfig; bzImage modules; LLVM=1 x86_64; v1"
+LINES=(6.12 7.3)
 
 cmd=${1:-}
-flavor=${2:-release}
+spec=${2:-release}
+case "$spec" in
+*-*) line=${spec%%-*} flavor=${spec#*-} ;;
+*) line=6.12 flavor=$spec ;;
+esac
+case "$line" in
+6.12) llvm=16 pkg=linux-source-6.12 min_sublevel=19 ;;
+7.3) llvm=19 pkg=linux-source-7.3 min_sublevel=0 ;;
+*) die "unknown kernel line '$line' (${LINES[*]})" ;;
+esac
 case "$flavor" in
 release) fragments=(qemu/kconfig/release.config) ;;
 debug) fragments=(qemu/kconfig/release.config qemu/kconfig/debug.config) ;;
@@ -23,10 +41,32 @@ bench) fragments=(qemu/kconfig/release.config qemu/kconfig/bench.config) ;;
 *) die "unknown kernel flavor '$flavor' (release, debug, systemd or bench)" ;;
 esac
 
+# The source tarball of the line and its package version.
+tarball() {
+	case "$line" in
+	6.12)
+		[ -f /usr/src/linux-source-6.12.tar.xz ] || die "/usr/src/linux-source-6.12.tar.xz not found; install linux-source-6.12 (or run 'make setup')"
+		echo /usr/src/linux-source-6.12.tar.xz
+		;;
+	*) "$TOPDIR/scripts/debian-pkg.sh" cached "$pkg" ;;
+	esac
+}
+
+pkg_version() {
+	local t v
+	t=$(tarball)
+	case "$t" in
+	*.deb) v=$(basename "$t" | cut -d_ -f2) ;;
+	*) v=$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null) || v=$(stat -c %Y "$t") ;;
+	esac
+	tr '~:' '__' <<<"$v"
+}
+
 check_tools() {
-	require_tool clang clang-16
-	require_tool ld.lld lld-16
-	require_tool llvm-ar llvm-16
+	use_llvm "$llvm"
+	require_tool clang "clang-$llvm"
+	require_tool ld.lld "lld-$llvm"
+	require_tool llvm-ar "llvm-$llvm"
 	require_tool rustc "the Rust toolchain (rustup)"
 	require_tool bindgen "bindgen-cli (cargo install --locked bindgen-cli)"
 	require_tool flex flex
@@ -35,50 +75,79 @@ check_tools() {
 	require_tool xz xz-utils
 	[ -e /usr/include/libelf.h ] || die "libelf.h not found; install libelf-dev"
 	[ -e /usr/include/openssl/ssl.h ] || die "openssl headers not found; install libssl-dev"
-	[ -f "$KERNEL_TARBALL" ] || die "$KERNEL_TARBALL not found; install linux-source-6.12"
 }
 
 # Unpack the Debian source once per package version.
 source_dir() {
-	local ver src tmp
-	ver=$(kernel_pkg_version)
+	local t ver src tmp
+	t=$(tarball)
+	ver=$(pkg_version)
 	src="$CACHE_DIR/src/linux-$ver"
 	mkdir -p "$CACHE_DIR/src"
 	exec 8>"$CACHE_DIR/src/.lock"
 	flock 8
 	if [ ! -f "$src/.unpacked" ]; then
-		echo "kernel: unpacking $KERNEL_TARBALL" >&2
+		echo "kernel: $line: unpacking $(basename "$t")" >&2
 		tmp=$(mktemp -d "$CACHE_DIR/src/.tmp.XXXXXX")
-		tar -xJf "$KERNEL_TARBALL" -C "$tmp"
+		case "$t" in
+		*.deb) dpkg-deb --fsys-tarfile "$t" | tar -xO "./usr/src/$pkg.tar.xz" | tar -xJ -C "$tmp" ;;
+		*) tar -xJf "$t" -C "$tmp" ;;
+		esac
 		rm -rf "$src"
-		mv "$tmp"/linux-source-6.12 "$src"
+		mv "$tmp/$pkg" "$src"
 		rmdir "$tmp"
 		touch "$src/.unpacked"
 	fi
 	flock -u 8
+	local version patchlevel sublevel
+	version=$(sed -n 's/^VERSION = //p' "$src/Makefile")
+	patchlevel=$(sed -n 's/^PATCHLEVEL = //p' "$src/Makefile")
+	sublevel=$(sed -n 's/^SUBLEVEL = //p' "$src/Makefile")
+	[ "$version.$patchlevel" = "$line" ] || die "$pkg holds Linux $version.$patchlevel, not $line"
 	# kernel::ffi (ctypes prefix ffi) appeared in 6.12.19.
-	local sub
-	sub=$(sed -n 's/^SUBLEVEL = //p' "$src/Makefile")
-	if [ "$(sed -n 's/^PATCHLEVEL = //p' "$src/Makefile")" != 12 ] || ((sub < 19)); then
-		die "kernel source 6.12.$sub is older than 6.12.19 (no kernel::ffi); install a newer linux-source-6.12"
-	fi
+	((sublevel >= min_sublevel)) ||
+		die "kernel source $line.$sublevel is older than $line.$min_sublevel; install a newer $pkg"
 	echo "$src"
+}
+
+# The fragments as this line names the options: CONFIG_OLD becomes
+# CONFIG_NEW for every "OLD NEW" in qemu/kconfig/LINE.renames.
+fragments_text() {
+	local renames=$TOPDIR/qemu/kconfig/$line.renames sed_args=(-e "") old new
+	if [ -f "$renames" ]; then
+		while read -r old new; do
+			case "$old" in '#'* | '') continue ;; esac
+			sed_args+=(-e "s/CONFIG_$old\b/CONFIG_$new/")
+		done <"$renames"
+	fi
+	(cd "$TOPDIR" && cat "${fragments[@]}") | sed "${sed_args[@]}"
 }
 
 build_dir() {
 	local hash
-	hash=$(cd "$TOPDIR" && {
-		cat "${fragments[@]}"
+	hash=$({
+		fragments_text
 		echo "$RECIPE"
 		toolchain_id
 	} | sha256sum | cut -c1-12)
-	echo "$CACHE_DIR/kernel-$(kernel_pkg_version)-$flavor-$hash"
+	echo "$CACHE_DIR/kernel-$(pkg_version)-$flavor-$hash"
+}
+
+# stage NAME CMD...: run one step of the build and say how long it took,
+# so that a build of several minutes is never silent.
+stage() {
+	local name=$1 t0=$SECONDS
+	shift
+	"$@" >&2 || die "$line-$flavor kernel: $name failed"
+	echo "kernel: $line-$flavor: $name done ($((SECONDS - t0)) s, $((SECONDS - start)) s in all)" >&2
 }
 
 case "$cmd" in
+lines) echo "${LINES[*]}" ;;
 dir)
+	use_llvm "$llvm"
 	out=$(build_dir)
-	[ -f "$out/.built" ] || die "$flavor kernel not built; run 'make kernel'"
+	[ -f "$out/.built" ] || die "$line-$flavor kernel not built; run 'make kernel'"
 	echo "$out"
 	;;
 build)
@@ -90,29 +159,32 @@ build)
 		exit 0
 	fi
 	mkdir -p "$out"
-	echo "kernel: building $flavor kernel in $out" >&2
-	start=$(date +%s)
+	echo "kernel: building the $line-$flavor kernel in $out (several minutes)" >&2
+	start=$SECONDS
 	mk=(make -C "$src" O="$out" LLVM=1 ARCH=x86_64 -j"$(nproc)")
 	if ! "${mk[@]}" rustavailable >&2; then
-		die "the kernel does not accept this Rust toolchain (see above); run 'make setup'"
+		die "the $line kernel does not accept this Rust toolchain (see above); run 'make setup'"
 	fi
-	"${mk[@]}" -s tinyconfig >&2
-	(cd "$TOPDIR" && "$src/scripts/kconfig/merge_config.sh" -m -O "$out" \
-		"$out/.config" "${fragments[@]}") >/dev/null
-	"${mk[@]}" -s olddefconfig >&2
+	stage tinyconfig "${mk[@]}" -s tinyconfig
+	fragments_text >"$out/fragments.config"
+	"$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" \
+		"$out/fragments.config" >/dev/null
+	stage config "${mk[@]}" -s olddefconfig
 	# Every option the fragments ask for must have survived olddefconfig.
 	missing=0
-	while IFS= read -r line; do
-		case "$line" in
-		CONFIG_*=*) grep -qxF "$line" "$out/.config" || { echo "kernel: $line not applied" >&2; missing=1; } ;;
-		"# CONFIG_"*" is not set") grep -qxF "$line" "$out/.config" || { echo "kernel: '$line' not applied" >&2; missing=1; } ;;
+	while IFS= read -r l; do
+		case "$l" in
+		CONFIG_*=*) grep -qxF "$l" "$out/.config" || { echo "kernel: $l not applied" >&2; missing=1; } ;;
+		"# CONFIG_"*" is not set") grep -qxF "$l" "$out/.config" || { echo "kernel: '$l' not applied" >&2; missing=1; } ;;
 		esac
-	done < <(cd "$TOPDIR" && cat "${fragments[@]}")
+	done <"$out/fragments.config"
 	((missing == 0)) || die "kernel config fragment not fully applied (missing dependencies?)"
-	"${mk[@]}" -s bzImage modules >&2
+	stage "prepare (the kernel crate)" "${mk[@]}" -s prepare
+	stage bzImage "${mk[@]}" -s bzImage
+	stage modules "${mk[@]}" -s modules
 	touch "$out/.built"
-	echo "kernel: $flavor built in $(($(date +%s) - start)) s" >&2
+	echo "kernel: $line-$flavor built in $((SECONDS - start)) s" >&2
 	echo "$out"
 	;;
-*) die "usage: kernel.sh build|dir release|debug|systemd|bench" ;;
+*) die "usage: kernel.sh build|dir [LINE-]FLAVOR, or kernel.sh lines" ;;
 esac

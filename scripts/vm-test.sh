@@ -3,21 +3,23 @@
 #
 #   vm-test.sh DRIVER KERNEL [SUITE] [record]
 #     DRIVER  c (the kernel's mei_wdt.ko, the reference) or rust
-#     KERNEL  release or debug
+#     KERNEL  [LINE-]FLAVOR: release or debug, of line 6.12 (the default)
+#             or 7.3, e.g. 7.3-debug
 #     SUITE   all (default), a scenario, or a comma list
 #     record  write the observed traces as golden files (C driver only)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 driver=${1:?usage: vm-test.sh c|rust release|debug [SUITE] [record]}
-flavor=${2:?usage: vm-test.sh c|rust release|debug [SUITE] [record]}
+kernel=${2:?usage: vm-test.sh c|rust [LINE-]release|debug [SUITE] [record]}
+flavor=${kernel#*-}
 suite=${3:-all}
 record=${4:-}
 
-kdir=$("$TOPDIR/scripts/kernel.sh" build "$flavor")
+kdir=$("$TOPDIR/scripts/kernel.sh" build "$kernel")
 build_modules "$driver" "$kdir"
 
-run=$CACHE_DIR/runs/$driver-$flavor
+run=$CACHE_DIR/runs/$driver-$kernel
 mkdir -p "$run"
 "$TOPDIR/scripts/initramfs.sh" "$run/initramfs.cpio" "$kdir" "$stub" "$drv"
 

@@ -21,7 +21,6 @@ use core::mem::{offset_of, MaybeUninit};
 use core::pin::Pin;
 use core::ptr::{addr_of_mut, null_mut};
 use core::sync::atomic::{AtomicBool, Ordering};
-use debugfs::File;
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use kernel::error::to_result;
 use kernel::ffi::{c_int, c_ulong, c_void};
@@ -29,12 +28,12 @@ use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::Mutex;
 use kernel::types::Opaque;
+use kernel::uaccess::UserSliceReader;
 use kernel::{c_str, new_mutex, static_lock_class};
 
-/// Debugfs files, shared with the driver's abstractions.
-#[path = "../../abstractions/debugfs.rs"]
-#[allow(dead_code)] // The stub does not use every item.
-mod debugfs;
+/// Debugfs, from the driver's abstractions (public: each uses a part).
+#[path = "../../abstractions/debugfs/mod.rs"]
+pub mod debugfs;
 /// The firmware model; some of its API only serves the host tests.
 #[path = "fw.rs"]
 #[allow(dead_code, unreachable_pub)]
@@ -55,6 +54,9 @@ mod fw;
 mod bindings {
     pub(crate) use kernel::bindings::*;
     use kernel::ffi;
+    // 7.3's bindgen parameters derive it for every structure.
+    #[cfg(not(kernel_line = "6.12"))]
+    use pin_init::MaybeZeroable;
     include!("mei_stub_bindings_generated.rs");
 }
 
@@ -64,9 +66,44 @@ use fw::Firmware;
 module! {
     type: MeiStubModule,
     name: "mei_stub",
-    author: "mei_wdt-rs developers",
     description: "Stubbed Intel ME device with an AMT watchdog client, for tests",
     license: "GPL",
+}
+
+/// What a debugfs file works on: the stub or the registry, each of which
+/// removes its files (debugfs waits for running operations) before it goes.
+struct Ptr<T>(*const T);
+
+// SAFETY: only a `&T` is handed out, and `T: Sync`.
+unsafe impl<T: Sync> Send for Ptr<T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for Ptr<T> {}
+
+impl<T> core::ops::Deref for Ptr<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the owner of the files removes them before it is freed
+        // (`Stub`'s drop, `MeiStubModule`'s drop).
+        unsafe { &*self.0 }
+    }
+}
+
+/// A file's show callback from `fn(&T, &mut dyn Write)`.
+macro_rules! show {
+    ($f:path) => {
+        &|p: &Ptr<_>, f: &mut core::fmt::Formatter<'_>| $f(p, f)
+    };
+}
+
+/// A file's write callback from `fn(&T, &str) -> Result`, given the line
+/// written.
+macro_rules! store {
+    ($f:path) => {
+        &|p: &Ptr<_>, r: &mut UserSliceReader| -> Result {
+            let mut buf = [0u8; debugfs::MAX_LINE];
+            $f(p, debugfs::read_line(r, &mut buf)?)
+        }
+    };
 }
 
 /// Host buffer depth in 4-byte slots.
@@ -75,9 +112,16 @@ const HBUF_DEPTH: u32 = 128;
 const MAX_DEVICES: usize = 16;
 
 /// The C key of a lockdep class.
+#[cfg(kernel_line = "6.12")]
 fn lock_class(key: &'static kernel::sync::LockClassKey) -> *mut bindings::lock_class_key {
     // `LockClassKey` is a transparent wrapper of the C key.
     (key as *const kernel::sync::LockClassKey).cast_mut().cast()
+}
+
+/// The C key of a lockdep class.
+#[cfg(not(kernel_line = "6.12"))]
+fn lock_class(key: Pin<&'static kernel::sync::LockClassKey>) -> *mut bindings::lock_class_key {
+    key.as_ptr()
 }
 
 fn now_ms() -> u64 {
@@ -110,10 +154,8 @@ struct Stub {
     host_ready: AtomicBool,
     mei: Raw<mei_device>,
     pdev: Raw<bindings::platform_device>,
-    /// The device's debugfs directory, removed first on drop.
-    dir: Option<debugfs::Dir>,
-    /// What the directory's files show and take.
-    files: KVec<File<Stub>>,
+    /// The device's debugfs directory and files, removed first on drop.
+    dir: Option<Pin<KBox<debugfs::Scope<Ptr<Stub>>>>>,
 }
 
 // SAFETY: the work item is only touched through the workqueue API, which
@@ -161,7 +203,11 @@ impl Stub {
                         c_str!("mei_stub_service").as_char_ptr(),
                         lock_class(static_lock_class!()),
                     );
-                    bindings::init_timer_key(
+                    #[cfg(kernel_line = "6.12")]
+                    let timer_init_key = bindings::init_timer_key;
+                    #[cfg(not(kernel_line = "6.12"))]
+                    let timer_init_key = bindings::timer_init_key;
+                    timer_init_key(
                         addr_of_mut!((*slot).timer),
                         Some(bindings::delayed_work_timer_fn),
                         bindings::TIMER_IRQSAFE,
@@ -176,7 +222,6 @@ impl Stub {
             mei: Raw(null_mut()),
             pdev: Raw(null_mut()),
             dir: None,
-            files: KVec::new(),
         })
     }
 
@@ -311,30 +356,57 @@ impl Stub {
             hw.cast::<*const Stub>().write(this as *const Stub);
             let parent = addr_of_mut!((*pdev).dev);
             bindings::mei_device_init(mei, parent, false, &HW_OPS);
-            (*mei).kind = c_str!("stub").as_char_ptr();
-            let ret = bindings::mei_start(mei);
-            if ret != 0 {
-                pr_err!("me{}: mei_start failed: {}\n", this.index, ret);
-                this.teardown(false);
-                return Err(Error::from_errno(ret));
+            // 7.3 made the kind an enum, whose zero is the plain ME.
+            #[cfg(kernel_line = "6.12")]
+            {
+                (*mei).kind = c_str!("stub").as_char_ptr();
             }
-            let ret = bindings::mei_register(mei, parent);
-            if ret != 0 {
-                pr_err!("me{}: mei_register failed: {}\n", this.index, ret);
-                bindings::mei_stop(mei);
-                this.teardown(false);
-                return Err(Error::from_errno(ret));
+            // 6.12 starts the core first; 7.3 registers first, and then
+            // owns the device: its release frees it.
+            #[cfg(kernel_line = "6.12")]
+            {
+                let ret = bindings::mei_start(mei);
+                if ret != 0 {
+                    pr_err!("me{}: mei_start failed: {}\n", this.index, ret);
+                    this.teardown(false);
+                    return Err(Error::from_errno(ret));
+                }
+                let ret = bindings::mei_register(mei, parent);
+                if ret != 0 {
+                    pr_err!("me{}: mei_register failed: {}\n", this.index, ret);
+                    bindings::mei_stop(mei);
+                    this.teardown(false);
+                    return Err(Error::from_errno(ret));
+                }
+            }
+            #[cfg(not(kernel_line = "6.12"))]
+            {
+                let ret = bindings::mei_register(mei, parent);
+                if ret != 0 {
+                    pr_err!("me{}: mei_register failed: {}\n", this.index, ret);
+                    // Freed by the core with its device.
+                    this.mei = Raw(null_mut());
+                    this.teardown(false);
+                    return Err(Error::from_errno(ret));
+                }
+                let ret = bindings::mei_start(mei);
+                if ret != 0 {
+                    pr_err!("me{}: mei_start failed: {}\n", this.index, ret);
+                    this.teardown(false);
+                    return Err(Error::from_errno(ret));
+                }
             }
         }
         Ok(())
     }
 
-    /// Stops the MEI core and frees the device (`registered`: mei_register
-    /// succeeded).
-    fn teardown(&mut self, registered: bool) {
+    /// Stops the MEI core and frees the device. `live`: `start` succeeded
+    /// (the core is started and registered). On 7.3 a device is always
+    /// registered here, and its deregistration frees it.
+    fn teardown(&mut self, live: bool) {
         let mei = self.mei.0;
         if !mei.is_null() {
-            if registered {
+            if live {
                 // SAFETY: `mei` was started and registered in `start`.
                 unsafe { bindings::mei_stop(mei) };
             }
@@ -344,10 +416,15 @@ impl Stub {
             unsafe {
                 bindings::cancel_delayed_work_sync(self.service.get());
                 bindings::mei_cancel_work(mei);
-                if registered {
-                    bindings::mei_deregister(mei);
+                #[cfg(kernel_line = "6.12")]
+                {
+                    if live {
+                        bindings::mei_deregister(mei);
+                    }
+                    bindings::kfree(mei.cast());
                 }
-                bindings::kfree(mei.cast());
+                #[cfg(not(kernel_line = "6.12"))]
+                bindings::mei_deregister(mei);
             }
             self.mei = Raw(null_mut());
         }
@@ -909,7 +986,7 @@ unsafe extern "C" fn reboot_notify(
 }
 
 /// The stub's debugfs root, `mei_stub/`.
-static ROOT: debugfs::Root = debugfs::Root::new();
+static ROOT: debugfs::ModuleDir = debugfs::ModuleDir::new();
 
 impl Registry {
     /// Creates and starts device `me<N>` with `config`.
@@ -922,37 +999,26 @@ impl Registry {
         let trace = KVec::from_elem(None, fw::TRACE_LEN, GFP_KERNEL)?;
         let mut stub = KBox::pin_init(Stub::new(index, config, trace), GFP_KERNEL)?;
         stub.as_mut().start()?;
-        let name = CString::try_from_fmt(kernel::fmt!("me{index}"))?;
-        let dir = debugfs::Dir::new(&name, &ROOT);
-        let data: *const Stub = &*stub;
-        let mut files = KVec::with_capacity(5, GFP_KERNEL)?;
-        files.push(
-            File::new(data, Some(show_config), Some(store_config)),
+        let name = CString::try_from_fmt(format_args!("me{index}"))?;
+        let root = ROOT.get().ok_or(ENODEV)?;
+        let data = Ptr(&*stub as *const Stub);
+        let dir = KBox::pin_init(
+            root.scope(data, &name, |p, dir| {
+                dir.read_write_callback_file(
+                    c_str!("config"),
+                    p,
+                    show!(show_config),
+                    store!(store_config),
+                );
+                dir.write_only_callback_file(c_str!("ctl"), p, store!(stub_ctl));
+                dir.read_callback_file(c_str!("trace"), p, show!(show_trace));
+                dir.read_callback_file(c_str!("timer"), p, show!(show_timer));
+                dir.read_callback_file(c_str!("idle"), p, show!(show_idle));
+            }),
             GFP_KERNEL,
         )?;
-        files.push(File::new(data, None, Some(stub_ctl)), GFP_KERNEL)?;
-        files.push(File::new(data, Some(show_trace), None), GFP_KERNEL)?;
-        files.push(File::new(data, Some(show_timer), None), GFP_KERNEL)?;
-        files.push(File::new(data, Some(show_idle), None), GFP_KERNEL)?;
-        let names = [
-            c_str!("config"),
-            c_str!("ctl"),
-            c_str!("trace"),
-            c_str!("timer"),
-            c_str!("idle"),
-        ];
-        for (name, file) in names.iter().zip(files.iter()) {
-            // SAFETY: the stub (pinned) owns the entries (a heap buffer
-            // that never grows again) and the directory, which it drops
-            // first.
-            unsafe { dir.file(name, file) };
-        }
-        // SAFETY: only plain fields are written; the stub stays pinned.
-        unsafe {
-            let this = stub.as_mut().get_unchecked_mut();
-            this.files = files;
-            this.dir = Some(dir);
-        }
+        // SAFETY: only a plain field is written; the stub stays pinned.
+        unsafe { stub.as_mut().get_unchecked_mut().dir = Some(dir) };
         devices.push(Some(stub), GFP_KERNEL)?;
         Ok(())
     }
@@ -1000,13 +1066,13 @@ fn stub_ctl(stub: &Stub, cmd: &str) -> Result {
     Ok(())
 }
 
-/// The files at the top of `mei_stub/`.
-const ROOT_FILES: [&CStr; 3] = [c_str!("add"), c_str!("remove"), c_str!("watchdogs")];
+/// A file at the top of `mei_stub/`.
+type RootFile = Pin<KBox<debugfs::File<Ptr<Registry>>>>;
 
 struct MeiStubModule {
     registry: Pin<KBox<Registry>>,
-    /// What the root's files show and take (of the registry).
-    _root_files: KBox<[File<Registry>; 3]>,
+    /// `add`, `remove` and `watchdogs`, on the registry: removed first.
+    root_files: KVec<RootFile>,
 }
 
 impl kernel::Module for MeiStubModule {
@@ -1037,20 +1103,24 @@ impl kernel::Module for MeiStubModule {
             }),
             GFP_KERNEL,
         )?;
-        let reg: *const Registry = &*registry;
-        // Allocated first: nothing below fails once anything is registered.
-        let files = KBox::new(
-            [
-                File::new(reg, None, Some(store_add)),
-                File::new(reg, None, Some(store_remove)),
-                File::new(reg, Some(show_fillers), Some(store_fillers)),
-            ],
-            GFP_KERNEL,
-        )?;
+        // Made first: nothing below fails once anything is registered.
+        ROOT.create(c_str!("mei_stub"))?;
+        let root_files = match Self::root_files(&registry) {
+            Ok(files) => files,
+            Err(e) => {
+                ROOT.remove();
+                return Err(e);
+            }
+        };
         // SAFETY: the driver is pinned in the registry and unregistered in
         // `drop` before the registry is freed.
         to_result(unsafe {
-            bindings::__platform_driver_register(registry.pdrv.get(), module.as_ptr())
+            bindings::__platform_driver_register(
+                registry.pdrv.get(),
+                module.as_ptr(),
+                #[cfg(not(kernel_line = "6.12"))]
+                c_str!("mei_stub").as_char_ptr(),
+            )
         })?;
         // SAFETY: the block is pinned in the registry and unregistered in
         // `drop` before the registry is freed.
@@ -1058,18 +1128,35 @@ impl kernel::Module for MeiStubModule {
         if let Err(e) = to_result(err) {
             // SAFETY: registered just above; no device exists yet.
             unsafe { bindings::platform_driver_unregister(registry.pdrv.get()) };
+            drop(root_files);
+            ROOT.remove();
             return Err(e);
-        }
-        ROOT.create(c_str!("mei_stub"));
-        for (name, file) in ROOT_FILES.iter().zip(files.iter()) {
-            // SAFETY: the registry and the entries outlive the files, which
-            // `drop` removes first.
-            unsafe { ROOT.file(name, file) };
         }
         Ok(MeiStubModule {
             registry,
-            _root_files: files,
+            root_files,
         })
+    }
+}
+
+impl MeiStubModule {
+    /// The files at the top of `mei_stub/`, on the (pinned) registry.
+    fn root_files(registry: &Registry) -> Result<KVec<RootFile>> {
+        let root = ROOT.get().ok_or(ENODEV)?;
+        let reg = || Ptr(registry as *const Registry);
+        let mut files = KVec::with_capacity(3, GFP_KERNEL)?;
+        let add = root.write_callback_file(c_str!("add"), reg(), store!(store_add));
+        files.push(KBox::pin_init(add, GFP_KERNEL)?, GFP_KERNEL)?;
+        let remove = root.write_callback_file(c_str!("remove"), reg(), store!(store_remove));
+        files.push(KBox::pin_init(remove, GFP_KERNEL)?, GFP_KERNEL)?;
+        let watchdogs = root.read_write_callback_file(
+            c_str!("watchdogs"),
+            reg(),
+            show!(show_fillers),
+            store!(store_fillers),
+        );
+        files.push(KBox::pin_init(watchdogs, GFP_KERNEL)?, GFP_KERNEL)?;
+        Ok(files)
     }
 }
 
@@ -1080,7 +1167,7 @@ impl Drop for MeiStubModule {
         unsafe { bindings::unregister_reboot_notifier(self.registry.reboot_nb.get()) };
         // The control files first (removal waits for running writes), then
         // the devices, each with its own directory, then the rest.
-        ROOT.remove_files(&ROOT_FILES);
+        self.root_files = KVec::new();
         for slot in self.registry.fillers.lock().as_mut_slice() {
             drop(slot.take());
         }

@@ -4,6 +4,7 @@
 #include <linux/fs.h>
 #include <linux/platform_device.h>
 #include <linux/reboot.h>
+#include <linux/seq_file.h>
 #include <linux/watchdog.h>
 #include <linux/workqueue.h>
 #include "mei_dev.h"

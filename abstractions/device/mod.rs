@@ -1,28 +1,41 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Device logging: `dev_err`/`dev_warn`/`dev_info` equivalents through
-//! `_dev_printk` with `%pA`, and a rate limit for messages a misbehaving
-//! firmware could otherwise flood the log with.
+//! Devices and their log messages.
+//!
+//! 7.3 has `kernel::device::Device` and `dev_err!`/`dev_warn!`; on 6.12,
+//! [`compat`] gives the same names. On both lines this module adds what
+//! neither kernel crate has: rate-limited messages (a misbehaving
+//! firmware could otherwise flood the log) and messages with one number
+//! in printk's own format ([`dev_err_int!`]), which build no
+//! `fmt::Arguments` at each call.
 
-use crate::bindings;
-use core::fmt;
+use super::bindings;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use kernel::c_str;
-use kernel::str::CStr;
-use kernel::types::Opaque;
+use kernel::prelude::*;
 
-/// A `struct device`, borrowed for logging.
-///
-/// # Invariants
-///
-/// The wrapped device is valid for the lifetime of the reference.
-#[repr(transparent)]
-pub(crate) struct Device(Opaque<bindings::device>);
+#[cfg(kernel_line = "6.12")]
+mod compat;
+#[cfg(kernel_line = "6.12")]
+pub(crate) use compat::{dev_err, dev_warn, Device};
+#[cfg(not(kernel_line = "6.12"))]
+pub(crate) use kernel::{dev_err, dev_warn, device::Device};
+
+/// The raw `struct device` of `dev`.
+pub(crate) fn as_raw(dev: &Device) -> *mut bindings::device {
+    #[cfg(kernel_line = "6.12")]
+    return dev.as_raw();
+    // `Device` is a transparent wrapper of `Opaque<struct device>` (and a
+    // marker), whose raw accessor is private to the kernel crate.
+    #[cfg(not(kernel_line = "6.12"))]
+    return (dev as *const Device).cast_mut().cast();
+}
 
 /// Log levels, as the `KERN_*` prefixes.
 #[derive(Clone, Copy)]
 pub(crate) enum Level {
     Err,
+    // 7.3 prints warnings with its own `dev_warn!`.
+    #[cfg_attr(not(kernel_line = "6.12"), expect(dead_code))]
     Warn,
 }
 
@@ -35,14 +48,9 @@ impl Level {
     }
 }
 
-// SAFETY: a `struct device` is refcounted and usable from any thread.
-unsafe impl Send for Device {}
-// SAFETY: as above; logging and reading the name need no exclusion.
-unsafe impl Sync for Device {}
-
 /// Error codes the kernel crate does not name yet.
 pub(crate) mod code {
-    use crate::bindings;
+    use super::bindings;
     use kernel::error::Error;
 
     fn errno(e: u32) -> Error {
@@ -70,63 +78,21 @@ pub(crate) mod code {
     }
 }
 
-impl Device {
-    /// Borrows a raw device.
-    ///
-    /// # Safety
-    ///
-    /// `ptr` must point to a valid `struct device` that stays valid for `'a`.
-    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::device) -> &'a Device {
-        // SAFETY: `Device` is a transparent wrapper; the caller guarantees
-        // validity for `'a`.
-        unsafe { &*ptr.cast::<Device>() }
-    }
-
-    /// The raw `struct device`.
-    pub(crate) fn as_raw(&self) -> *mut bindings::device {
-        self.0.get()
-    }
-
-    /// The device name, e.g. for a debugfs directory.
-    pub(crate) fn name(&self) -> &CStr {
-        // SAFETY: a registered device has a name (`kobject_name`) that
-        // lives as long as the device (type invariant).
-        unsafe { CStr::from_char_ptr((*self.as_raw()).kobj.name) }
-    }
-
-    /// Prints `args` at `level`, prefixed with the device's driver and name.
-    // Out of line: each caller then only builds its arguments.
-    #[inline(never)]
-    pub(crate) fn print(&self, level: Level, args: fmt::Arguments<'_>) {
-        // SAFETY: the level is a NUL-terminated KERN_* prefix, the device is
-        // valid (type invariant), and `%pA` takes a `fmt::Arguments` pointer
-        // that lives across the call.
-        unsafe {
-            bindings::_dev_printk(
-                level.prefix().as_ptr().cast(),
-                self.as_raw(),
-                c_str!("%pA").as_char_ptr(),
-                (&args as *const fmt::Arguments<'_>).cast::<core::ffi::c_void>(),
-            );
-        }
-    }
-
-    /// Prints `format` with `value` at `level`, prefixed as by
-    /// [`Device::print`]: for the many messages that carry one number,
-    /// without building `fmt::Arguments` at each.
-    #[inline(never)]
-    pub(crate) fn print_int(&self, level: Level, format: IntFormat, value: i32) {
-        // SAFETY: the level is a NUL-terminated KERN_* prefix, the device is
-        // valid (type invariant), and the format converts exactly one
-        // `int` (`IntFormat` invariant), which is passed.
-        unsafe {
-            bindings::_dev_printk(
-                level.prefix().as_ptr().cast(),
-                self.as_raw(),
-                format.0,
-                value as core::ffi::c_int,
-            );
-        }
+/// Prints `format` with `value` at `level`, prefixed with the device's
+/// driver and name: for the many messages that carry one number.
+// Out of line: each caller then only passes its arguments.
+#[inline(never)]
+pub(crate) fn print_int(dev: &Device, level: Level, format: IntFormat, value: i32) {
+    // SAFETY: the level is a NUL-terminated KERN_* prefix, the device is
+    // valid (a reference), and the format converts exactly one `int`
+    // (`IntFormat` invariant), which is passed.
+    unsafe {
+        bindings::_dev_printk(
+            level.prefix().as_ptr().cast(),
+            as_raw(dev),
+            format.0,
+            value as kernel::ffi::c_int,
+        );
     }
 }
 
@@ -144,7 +110,10 @@ impl IntFormat {
     /// Panics (at compile time, in a constant) unless `format` converts
     /// exactly one `int`.
     pub(crate) const fn new(format: &'static CStr) -> Self {
-        let b = format.as_bytes_with_nul();
+        #[cfg(kernel_line = "6.12")]
+        let (b, ptr) = (format.as_bytes_with_nul(), format.as_char_ptr());
+        #[cfg(not(kernel_line = "6.12"))]
+        let (b, ptr) = (format.to_bytes_with_nul(), format.as_ptr().cast());
         let mut i = 0;
         let mut ints = 0;
         while i < b.len() {
@@ -160,7 +129,7 @@ impl IntFormat {
         }
         assert!(ints == 1, "an IntFormat converts exactly one %d");
         // INVARIANT: checked above; the string is static.
-        IntFormat(format.as_char_ptr())
+        IntFormat(ptr)
     }
 }
 
@@ -168,9 +137,14 @@ impl IntFormat {
 /// `dev_err_int!(dev, "send failed: %d\n", e.to_errno())`.
 macro_rules! dev_err_int {
     ($dev:expr, $format:expr, $value:expr) => {{
-        const FORMAT: $crate::device::IntFormat =
-            $crate::device::IntFormat::new(kernel::c_str!($format));
-        $dev.print_int($crate::device::Level::Err, FORMAT, $value)
+        const FORMAT: $crate::abstractions::device::IntFormat =
+            $crate::abstractions::device::IntFormat::new(kernel::c_str!($format));
+        $crate::abstractions::device::print_int(
+            $dev.as_ref(),
+            $crate::abstractions::device::Level::Err,
+            FORMAT,
+            $value,
+        )
     }};
 }
 
@@ -178,28 +152,13 @@ macro_rules! dev_err_int {
 macro_rules! dev_err_int_ratelimited {
     ($limit:expr, $dev:expr, $format:expr, $value:expr) => {
         if $limit.allow() {
-            $crate::device::dev_err_int!($dev, $format, $value);
+            $crate::abstractions::device::dev_err_int!($dev, $format, $value);
         }
     };
 }
 
 pub(crate) use {dev_err_int, dev_err_int_ratelimited};
 
-/// Prints an error for a device: `dev_err!(dev, "fmt", args...)`.
-macro_rules! dev_err {
-    ($dev:expr, $($arg:tt)*) => {
-        $dev.print($crate::device::Level::Err, format_args!($($arg)*))
-    };
-}
-
-/// Prints a warning for a device.
-macro_rules! dev_warn {
-    ($dev:expr, $($arg:tt)*) => {
-        $dev.print($crate::device::Level::Warn, format_args!($($arg)*))
-    };
-}
-
-pub(crate) use {dev_err, dev_warn};
 
 /// Allows at most `BURST` messages per `INTERVAL_MS`, like the kernel's
 /// `DEFAULT_RATELIMIT_*` (10 per 5 s).
@@ -223,7 +182,8 @@ impl RateLimit {
     /// Whether a message may be printed now. Races between callers may let
     /// a message or two more through; that is fine for a log limit.
     pub(crate) fn allow(&self) -> bool {
-        let now = (kernel::time::Ktime::ktime_get().to_ns() / 1_000_000) as u64;
+        // SAFETY: `ktime_get` reads the monotonic clock, in any context.
+        let now = (unsafe { bindings::ktime_get() } / 1_000_000) as u64;
         let start = self.window_start_ms.load(Ordering::Relaxed);
         if start == 0 || now.saturating_sub(start) >= Self::INTERVAL_MS {
             self.window_start_ms.store(now.max(1), Ordering::Relaxed);
@@ -237,7 +197,7 @@ impl RateLimit {
 macro_rules! dev_err_ratelimited {
     ($limit:expr, $dev:expr, $($arg:tt)*) => {
         if $limit.allow() {
-            $crate::device::dev_err!($dev, $($arg)*);
+            $crate::abstractions::device::dev_err!($dev, $($arg)*);
         }
     };
 }
@@ -246,7 +206,7 @@ macro_rules! dev_err_ratelimited {
 macro_rules! dev_warn_ratelimited {
     ($limit:expr, $dev:expr, $($arg:tt)*) => {
         if $limit.allow() {
-            $crate::device::dev_warn!($dev, $($arg)*);
+            $crate::abstractions::device::dev_warn!($dev, $($arg)*);
         }
     };
 }
