@@ -1,10 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# mei_wdt in Rust: an out-of-tree module for a Rust-enabled 6.12 kernel.
+# mei_wdt in Rust: an out-of-tree module for a Rust-enabled Linux 6.12
+# (6.12.19 or newer) or 7.3 kernel.
 #
 #   make [KDIR=...]       build mei_wdt.ko (KDIR: kernel build tree,
 #                         default the running kernel's)
-#   make KERNEL=release   ... against a test kernel (release or debug)
+#   make KERNEL=7.3-release  ... against a test kernel: LINE-FLAVOR, LINE
+#                         6.12 or 7.3, FLAVOR release or debug ("release"
+#                         alone is 6.12-release)
 #   make CLIPPY=1         ... with clippy
 #   make install          modules_install (into updates/)
 #   make clean
@@ -12,14 +15,15 @@
 #
 # Test bed:
 #   make setup            install what the project needs (Debian 12, root)
-#   make kernel           build the release, debug and systemd test kernels (cached)
-#   make vm-test DRIVER=c|rust KERNEL=release|debug [SUITE=name]
-#   make vm-test DRIVER=c|rust SUITE=consumers   the systemd VM
+#   make kernel           build every test kernel of both lines (cached)
+#   make vm-test DRIVER=c|rust KERNEL=[LINE-]release|debug [SUITE=name]
+#   make vm-test DRIVER=c|rust SUITE=consumers   the systemd VM (on 7.3)
 #   make golden           record the C driver's traces as golden files
 #   make host-test        host unit tests (cargo test)
 #   make check            host tests and every VM suite; ends "N passed, N failed"
-#   make bench [QUICK=1]  the C and the Rust driver alternated in one VM boot:
-#                         table, Rust/C ratios, bench/results-*.json and plot
+#   make bench [LINE=..] [QUICK=1]  the C and the Rust driver alternated in
+#                         one VM boot, per kernel line (default both): table,
+#                         Rust/C ratios, bench/results-LINE.json and plot
 #   make demo             boot the VM and show the driver on the stubbed ME
 
 ifneq ($(origin KERNEL),undefined)
@@ -28,10 +32,17 @@ endif
 KDIR ?= /lib/modules/$(shell uname -r)/build
 DRIVER ?= rust
 SUITE ?= all
-LLVM ?= 1
+LINES := 6.12 7.3
+# The LLVM that built the kernel (its tools first in PATH, if installed
+# where Debian puts them), and LLVM=1 for a kernel built with clang.
+LLVM_MAJOR := $(shell sed -n 's/^CONFIG_CLANG_VERSION=\([1-9][0-9]*\)[0-9]\{4\}$$/\1/p' \
+	$(KDIR)/include/config/auto.conf 2>/dev/null)
+ifneq ($(wildcard /usr/lib/llvm-$(LLVM_MAJOR)/bin),)
+export PATH := /usr/lib/llvm-$(LLVM_MAJOR)/bin:$(PATH)
+endif
+LLVM ?= $(if $(LLVM_MAJOR),1)
 # Ahead of the kernel's own mei_wdt.ko in depmod's search order.
 INSTALL_MOD_DIR ?= updates
-export PATH := /usr/lib/llvm-16/bin:$(PATH)
 
 .PHONY: all modules install clean rust-analyzer check-kdir \
 	setup kernel vm-test golden host-test check demo bench
@@ -63,9 +74,8 @@ setup:
 	@scripts/setup.sh
 
 kernel: setup
-	@scripts/kernel.sh build release
-	@scripts/kernel.sh build debug
-	@scripts/kernel.sh build systemd
+	@for k in 6.12-release 6.12-debug 6.12-bench 7.3-release 7.3-debug 7.3-systemd 7.3-bench; do \
+		scripts/kernel.sh build $$k >/dev/null || exit 1; done
 
 vm-test: setup
 ifeq ($(SUITE),consumers)
@@ -81,7 +91,8 @@ host-test: setup
 	@scripts/host-test.sh
 
 bench: setup
-	@scripts/bench.sh $(if $(QUICK),--quick)
+	@for line in $(or $(LINE),$(LINES)); do \
+		scripts/bench.sh --line $$line $(if $(QUICK),--quick) || exit 1; done
 
 check:
 	@scripts/check.sh

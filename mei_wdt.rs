@@ -71,7 +71,10 @@ static DEBUGFS: debugfs::ModuleDir = debugfs::ModuleDir::new();
 mei_cl::mei_cl_device_table!(
     MEI_WDT_TABLE,
     (),
-    [(mei_cl::DeviceId::new(WDT_UUID, mei_cl::DeviceId::VERSION_ANY), ())]
+    [(
+        mei_cl::DeviceId::new(WDT_UUID, mei_cl::DeviceId::VERSION_ANY),
+        ()
+    )]
 );
 
 /// State behind the state lock.
@@ -369,9 +372,8 @@ impl mei_cl::Driver for MeiWdt {
         dev: &mei_cl::Device,
         callbacks: mei_cl::Callbacks<'_, Self>,
     ) -> Result {
-        dev.enable().inspect_err(|e| {
-            dev_err_int!(dev, "Could not enable cl device: %d\n", e.to_errno())
-        })?;
+        dev.enable()
+            .inspect_err(|e| dev_err_int!(dev, "Could not enable cl device: %d\n", e.to_errno()))?;
         let res = self.start_enabled(dev, &callbacks);
         if res.is_err() {
             // The probe ping may have gone out although its send failed
@@ -392,12 +394,7 @@ impl mei_cl::Driver for MeiWdt {
             Ok(len) => len,
             Err(e) => {
                 // EMSGSIZE: the answer did not fit the client's MTU.
-                dev_err_int_ratelimited!(
-                    wdt.log_limit,
-                    dev,
-                    "failure in recv %d\n",
-                    e.to_errno()
-                );
+                dev_err_int_ratelimited!(wdt.log_limit, dev, "failure in recv %d\n", e.to_errno());
                 wdt.fail_waiting_ping();
                 return;
             }
@@ -435,12 +432,7 @@ impl mei_cl::Driver for MeiWdt {
         };
         if let Response::Start { status, .. } = response {
             if status != proto::STATUS_SUCCESS {
-                dev_err_int_ratelimited!(
-                    wdt.log_limit,
-                    dev,
-                    "firmware status %d\n",
-                    status.into()
-                );
+                dev_err_int_ratelimited!(wdt.log_limit, dev, "firmware status %d\n", status.into());
             }
         }
         let (action, state) = {
@@ -510,17 +502,13 @@ impl MeiWdt {
         callbacks: &mei_cl::Callbacks<'_, Self>,
     ) -> Result {
         let wdt = &self.wdt;
-        callbacks.register_rx().inspect_err(|e| {
-            dev_err_int!(dev, "Could not reg rx event ret=%d\n", e.to_errno())
-        })?;
+        callbacks
+            .register_rx()
+            .inspect_err(|e| dev_err_int!(dev, "Could not reg rx event ret=%d\n", e.to_errno()))?;
         // Notification is optional.
         match callbacks.register_notify() {
             Err(e) if e != code::eopnotsupp() => {
-                dev_err_int!(
-                    dev,
-                    "Could not reg notif event ret=%d\n",
-                    e.to_errno()
-                );
+                dev_err_int!(dev, "Could not reg notif event ret=%d\n", e.to_errno());
                 return Err(e);
             }
             _ => {}

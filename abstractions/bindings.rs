@@ -15,6 +15,10 @@
     unreachable_pub,
     unsafe_op_in_unsafe_fn,
     clippy::all,
+    clippy::as_underscore,
+    clippy::cast_lossless,
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
     clippy::undocumented_unsafe_blocks
 )]
 
@@ -24,4 +28,3 @@ use kernel::ffi;
 #[cfg(not(kernel_line = "6.12"))]
 use pin_init::MaybeZeroable;
 include!("../mei_wdt_bindings_generated.rs");
-

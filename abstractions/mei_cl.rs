@@ -11,8 +11,8 @@
 //! `mei_cldev_disable()` waits for the rx and notification works,
 //! detaches the callbacks and disconnects, so nothing reaches the data any
 //! more when it is dropped (by 7.3's driver core, or by the adapter on
-//! 6.12). The id table is exported on 7.3, where modpost makes the module
-//! alias from it; on 6.12 [`mei_cl_device_table!`] writes the alias.
+//! 6.12). The id table is exported, and modpost writes the module alias
+//! from it.
 
 use super::aref::{ARef, AlwaysRefCounted};
 use super::bindings;
@@ -113,7 +113,7 @@ impl Device {
                 self.as_raw(),
                 buf.as_ptr(),
                 buf.len(),
-                timeout_ms as _,
+                timeout_ms as kernel::ffi::c_ulong,
             )
         };
         if ret < 0 {
@@ -216,49 +216,6 @@ impl DeviceId {
         id.version = version;
         DeviceId(id)
     }
-
-    /// The `modinfo` line of the module alias for this id, as modpost
-    /// writes it on 7.3 (`file2alias.c`, `do_mei_entry`), padded with
-    /// NULs: "alias=mei:*:<uuid>:<version, or *>:*".
-    #[cfg(kernel_line = "6.12")]
-    pub(crate) const fn modinfo_alias(&self) -> [u8; 64] {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        const UPPER: &[u8; 16] = b"0123456789ABCDEF";
-        // `uuid_le` prints its first three fields byte-reversed.
-        const ORDER: [usize; 16] = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
-        let mut out = [0u8; 64];
-        let head = b"alias=mei:*:";
-        let mut n = 0;
-        while n < head.len() {
-            out[n] = head[n];
-            n += 1;
-        }
-        let mut i = 0;
-        while i < 16 {
-            if i == 4 || i == 6 || i == 8 || i == 10 {
-                out[n] = b'-';
-                n += 1;
-            }
-            let b = self.0.uuid.b[ORDER[i]];
-            out[n] = HEX[(b >> 4) as usize];
-            out[n + 1] = HEX[(b & 0xf) as usize];
-            n += 2;
-            i += 1;
-        }
-        out[n] = b':';
-        n += 1;
-        if self.0.version == Self::VERSION_ANY {
-            out[n] = b'*';
-            n += 1;
-        } else {
-            out[n] = UPPER[(self.0.version >> 4) as usize];
-            out[n + 1] = UPPER[(self.0.version & 0xf) as usize];
-            n += 2;
-        }
-        out[n] = b':';
-        out[n + 1] = b'*';
-        out
-    }
 }
 
 // SAFETY: `DeviceId` is a transparent wrapper of `mei_cl_device_id`.
@@ -268,46 +225,25 @@ unsafe impl RawDeviceId for DeviceId {
 
 // SAFETY: `driver_info` is the C id's pointer-sized driver data field.
 unsafe impl RawDeviceIdIndex for DeviceId {
-    const DRIVER_DATA_OFFSET: usize = core::mem::offset_of!(bindings::mei_cl_device_id, driver_info);
+    const DRIVER_DATA_OFFSET: usize =
+        core::mem::offset_of!(bindings::mei_cl_device_id, driver_info);
 }
 
 /// A driver's id table, with per-id data `U`.
 pub(crate) type IdTable<U> = &'static dyn super::device_id::IdTable<DeviceId, U>;
 
 /// Declares a driver's id table `$name`, with per-id data of type `$info`,
-/// and the module alias for each id:
+/// from which modpost writes the module alias for each id:
 /// `mei_cl_device_table!(TABLE, (), [(DeviceId::new(uuid, ver), ())]);`.
-#[cfg(not(kernel_line = "6.12"))]
 macro_rules! mei_cl_device_table {
     ($name:ident, $info:ty, [$(($id:expr, $data:expr $(,)?)),* $(,)?]) => {
-        kernel::module_device_table!(
+        $crate::abstractions::device_id::module_device_table!(
             "mei",
             $crate::abstractions::mei_cl::DeviceId,
             $name,
             $info,
             [$(($id, $data)),*]
         );
-    };
-}
-
-/// Declares a driver's id table `$name`, with per-id data of type `$info`,
-/// and the module alias for each id:
-/// `mei_cl_device_table!(TABLE, (), [(DeviceId::new(uuid, ver), ())]);`.
-#[cfg(kernel_line = "6.12")]
-macro_rules! mei_cl_device_table {
-    ($name:ident, $info:ty, [$(($id:expr, $data:expr $(,)?)),* $(,)?]) => {
-        static $name: $crate::abstractions::device_id::IdArray<
-            $crate::abstractions::mei_cl::DeviceId,
-            $info,
-            { [$($crate::abstractions::mei_cl::DeviceId::modinfo_alias(&$id)),*].len() },
-        > = $crate::abstractions::device_id::IdArray::new([$(($id, &$data)),*]);
-        $(
-            const _: () = {
-                #[link_section = ".modinfo"]
-                #[used(compiler)]
-                static ALIAS: [u8; 64] = $crate::abstractions::mei_cl::DeviceId::modinfo_alias(&$id);
-            };
-        )*
     };
 }
 
@@ -364,7 +300,7 @@ unsafe impl<T: Driver> driver::RegistrationOps for Adapter<T> {
         // caller keeps it pinned until `unregister`; the id table is
         // static and ends with a zeroed entry (`IdArray`).
         unsafe {
-            (*drv).name = name.as_ptr().cast();
+            (*drv).name = name.as_char_ptr();
             (*drv).probe = Some(Self::probe_callback);
             (*drv).remove = Some(Self::remove_callback);
             (*drv).id_table = T::ID_TABLE.as_ptr();

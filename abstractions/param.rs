@@ -41,7 +41,8 @@ unsafe impl Sync for KernelParam {}
 /// with its `__param` descriptor and `modinfo` entries.
 macro_rules! module_param_uint {
     ($name:ident, $default:expr, $perm:expr, $desc:literal) => {
-        pub(crate) static $name: $crate::abstractions::param::UintParam = $crate::abstractions::param::UintParam::new($default);
+        pub(crate) static $name: $crate::abstractions::param::UintParam =
+            $crate::abstractions::param::UintParam::new($default);
 
         #[doc(hidden)]
         mod $name {
@@ -55,18 +56,23 @@ macro_rules! module_param_uint {
             #[link_section = "__param"]
             #[used(compiler)]
             pub(super) static PARAM: $crate::abstractions::param::KernelParam =
-                $crate::abstractions::param::KernelParam($crate::abstractions::bindings::kernel_param {
-                    name: NAME.as_ptr().cast(),
-                    // Only addresses are taken: no access, no `unsafe`.
-                    mod_: core::ptr::addr_of_mut!($crate::abstractions::bindings::__this_module),
-                    ops: core::ptr::addr_of!($crate::abstractions::bindings::param_ops_uint),
-                    perm: $perm,
-                    level: -1,
-                    flags: 0,
-                    __bindgen_anon_1: $crate::abstractions::bindings::kernel_param__bindgen_ty_1 {
-                        arg: super::$name.as_arg(),
+                $crate::abstractions::param::KernelParam(
+                    $crate::abstractions::bindings::kernel_param {
+                        name: $crate::abstractions::c_chars(NAME),
+                        // Only addresses are taken: no access, no `unsafe`.
+                        mod_: core::ptr::addr_of_mut!(
+                            $crate::abstractions::bindings::__this_module
+                        ),
+                        ops: core::ptr::addr_of!($crate::abstractions::bindings::param_ops_uint),
+                        perm: $perm,
+                        level: -1,
+                        flags: 0,
+                        __bindgen_anon_1:
+                            $crate::abstractions::bindings::kernel_param__bindgen_ty_1 {
+                                arg: super::$name.as_arg(),
+                            },
                     },
-                });
+                );
 
             const TYPE: &str = concat!("parmtype=", stringify!($name), ":uint\0");
             #[link_section = ".modinfo"]

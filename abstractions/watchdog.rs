@@ -270,8 +270,10 @@ impl<T: HasOps> Registration<T> {
         }
         c_info.identity[..id.len()].copy_from_slice(id);
         let (timeout, min, max) = (info.timeout, info.min_timeout, info.max_timeout);
-        let status = u64::from(info.stop_on_reboot) << bindings::WDOG_STOP_ON_REBOOT
-            | u64::from(info.stop_on_unregister) << bindings::WDOG_STOP_ON_UNREGISTER;
+        let status = kernel::ffi::c_ulong::from(info.stop_on_reboot)
+            << bindings::WDOG_STOP_ON_REBOOT
+            | kernel::ffi::c_ulong::from(info.stop_on_unregister)
+                << bindings::WDOG_STOP_ON_UNREGISTER;
         let parent = device::as_raw(parent);
         let inner = KBox::pin_init(
             try_pin_init!(Inner {
@@ -288,7 +290,7 @@ impl<T: HasOps> Registration<T> {
                             (*wdd).timeout = timeout;
                             (*wdd).min_timeout = min;
                             (*wdd).max_timeout = max;
-                            (*wdd).status = status as _;
+                            (*wdd).status = status;
                             Ok::<(), Error>(())
                         },
                     )
@@ -306,7 +308,7 @@ impl<T: HasOps> Registration<T> {
         unsafe {
             (*wdd).info = inner.info.get();
             (*wdd).ops = &T::ops().0;
-            (*wdd).driver_data = (&*inner as *const Inner<T>).cast_mut().cast();
+            (*wdd).driver_data = core::ptr::from_ref::<Inner<T>>(&inner).cast_mut().cast();
             to_result(bindings::watchdog_register_device(wdd))?;
         }
         // INVARIANT: registered just above.

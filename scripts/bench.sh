@@ -5,7 +5,8 @@
 # round trip (/dev/meiN, no driver) as the floor; then statistics, Rust/C
 # ratios, a results file and a plot (scripts/bench.py).
 #
-#   bench.sh [--quick] [--out DIR]
+#   bench.sh [--line LINE] [--quick] [--out DIR]
+#     --line   the kernel line (kernel.sh lines), default 6.12
 #     --quick  a few hundred calls per driver: the smoke test of make check
 #     --out    where the results file and the plot go (default: bench/ in
 #              the checkout, which the README shows; with --quick, the
@@ -15,20 +16,25 @@ source "$(dirname "$0")/common.sh"
 
 suite=bench
 out=
+line=6.12
 while (($#)); do
 	case "$1" in
+	--line)
+		line=${2:?--line needs a kernel line}
+		shift
+		;;
 	--quick) suite=bench-quick ;;
 	--out)
 		out=${2:?--out needs a directory}
 		shift
 		;;
-	*) die "usage: bench.sh [--quick] [--out DIR]" ;;
+	*) die "usage: bench.sh [--line LINE] [--quick] [--out DIR]" ;;
 	esac
 	shift
 done
 
 flavor=bench
-kdir=$("$TOPDIR/scripts/kernel.sh" build "$flavor")
+kdir=$("$TOPDIR/scripts/kernel.sh" build "$line-$flavor")
 build_modules rust "$kdir"
 c_ko=$kdir/drivers/watchdog/mei_wdt.ko
 [ -f "$c_ko" ] || die "$c_ko not found"
@@ -39,7 +45,7 @@ runs=$CACHE_DIR/runs
 mkdir -p "$runs"
 find "$runs" -maxdepth 1 -name 'bench-*' -type d -printf '%T@ %p\n' | sort -n |
 	head -n -4 | cut -d' ' -f2- | xargs -r rm -rf
-run=$runs/bench-$flavor-$(date +%Y%m%d-%H%M%S)-$$
+run=$runs/bench-$line-$(date +%Y%m%d-%H%M%S)-$$
 mkdir -p "$run"
 trap 'rm -f "$run/initramfs.cpio"' EXIT
 # What the VM loads is what is measured and sized: both are module

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 BINDGEN_VERSION=0.73.2
 DEB_PACKAGES=(
 	linux-source-6.12 clang-16 lld-16 llvm-16 libclang-16-dev
+	clang-19 lld-19 llvm-19 libclang-19-dev
 	flex bison bc libelf-dev libssl-dev cpio xz-utils make python3
 	qemu-system-x86 busybox-static util-linux kmod rsync
 	debootstrap e2fsprogs shellcheck gnuplot-nox
@@ -54,4 +55,6 @@ if ! { command -v bindgen >/dev/null 2>&1 &&
 	echo "setup: installing bindgen-cli $BINDGEN_VERSION"
 	cargo +"$channel" install --locked --quiet --version "$BINDGEN_VERSION" bindgen-cli
 fi
+# The 7.3 line's source, from Debian 13 (cached; no apt source is changed).
+scripts/debian-pkg.sh download linux-source-7.3 >/dev/null
 echo "setup: ok"

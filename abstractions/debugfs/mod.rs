@@ -1,21 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Debugfs: directories, and files whose data lives in a [`Scope`].
+//! Debugfs: directories, and files whose data lives in a [`Scope`] or
+//! [`File`].
 //!
-//! 7.3 has `kernel::debugfs`; on 6.12, [`compat`] gives the part of its
-//! API that mei_wdt and the ME stub use, with the same names and the same
-//! behaviour (text files through `seq_file`, removed before their data).
-//! [`ModuleDir`], a module's top directory reachable from its probes, is
-//! this project's on both lines: 7.3 offers only a `static mut` for it.
+//! The API is 7.3's `kernel::debugfs` (the part mei_wdt and the ME stub
+//! use), and the implementation this project's, on both lines: 6.12's
+//! kernel crate has no debugfs, and 7.3's `file_operations` name no
+//! `owner`, so nothing pins the module while one of its files is open: an
+//! `rmmod` then goes through and the file's close calls into freed module
+//! memory (scenario `debugfs_open_rmmod`: a page fault in
+//! `full_proxy_release` with 7.3's). [`ModuleDir`], a module's top
+//! directory reachable from its probes, is this project's too: 7.3 offers
+//! only a `static mut` for it.
 
-#[cfg(kernel_line = "6.12")]
-mod compat;
+mod files;
 mod module_dir;
 
-#[cfg(kernel_line = "6.12")]
-pub use compat::{Dir, File, Scope};
-#[cfg(not(kernel_line = "6.12"))]
-pub use kernel::debugfs::{Dir, File, Scope};
+pub use files::{Dir, File, Scope};
 pub use module_dir::ModuleDir;
 
 use kernel::prelude::*;
@@ -26,10 +27,7 @@ pub const MAX_LINE: usize = 256;
 
 /// Reads what was written to a file, at most [`MAX_LINE`] bytes, as text
 /// without ASCII whitespace at either end.
-pub fn read_line<'a>(
-    reader: &mut UserSliceReader,
-    buf: &'a mut [u8; MAX_LINE],
-) -> Result<&'a str> {
+pub fn read_line<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8; MAX_LINE]) -> Result<&'a str> {
     let len = reader.len();
     if len > MAX_LINE {
         return Err(EINVAL);

@@ -38,27 +38,33 @@ impl ModuleDir {
     /// Creates the directory `name` at the top of debugfs. Fails with
     /// `EEXIST` if it was created, `ENODEV` once removed.
     pub fn create(&self, name: &CStr) -> Result {
-        let dir = KBox::into_raw(KBox::new(Dir::new(name), GFP_KERNEL)?);
-        let res = if !self.enter() {
-            Err(ENODEV)
-        } else {
-            let res = self
-                .dir
-                .compare_exchange(null_mut(), dir, Ordering::AcqRel, Ordering::Acquire)
-                .map(|_| ())
-                .map_err(|_| EEXIST);
-            // A `remove` meanwhile frees it here.
-            self.leave();
-            res
-        };
-        if res.is_err() {
-            // SAFETY: leaked above and not stored: still ours.
-            drop(unsafe { KBox::from_raw(dir) });
+        if !self.enter() {
+            return Err(ENODEV);
         }
+        let res = if self.dir.load(Ordering::Acquire).is_null() {
+            KBox::new(Dir::new(name), GFP_KERNEL)
+                .map_err(Error::from)
+                .and_then(|dir| {
+                    let dir = KBox::into_raw(dir);
+                    self.dir
+                        .compare_exchange(null_mut(), dir, Ordering::AcqRel, Ordering::Acquire)
+                        .map(|_| ())
+                        .map_err(|_| {
+                            // SAFETY: leaked just above and not stored: ours.
+                            drop(unsafe { KBox::from_raw(dir) });
+                            EEXIST
+                        })
+                })
+        } else {
+            Err(EEXIST)
+        };
+        // A `remove` meanwhile frees it here.
+        self.leave();
         res
     }
 
-    /// The directory, unless not created or removed.
+    /// The directory, unless not created or removed. May sleep (when it
+    /// drops the last handle of a removed directory).
     pub fn get(&self) -> Option<Dir> {
         if !self.enter() {
             return None;
@@ -93,12 +99,10 @@ impl ModuleDir {
             if users & Self::REMOVED != 0 {
                 return false;
             }
-            match self.users.compare_exchange(
-                users,
-                users + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
+            match self
+                .users
+                .compare_exchange(users, users + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => return true,
                 Err(now) => users = now,
             }

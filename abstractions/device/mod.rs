@@ -27,7 +27,7 @@ pub(crate) fn as_raw(dev: &Device) -> *mut bindings::device {
     // `Device` is a transparent wrapper of `Opaque<struct device>` (and a
     // marker), whose raw accessor is private to the kernel crate.
     #[cfg(not(kernel_line = "6.12"))]
-    return (dev as *const Device).cast_mut().cast();
+    return core::ptr::from_ref(dev).cast_mut().cast();
 }
 
 /// Log levels, as the `KERN_*` prefixes.
@@ -113,7 +113,7 @@ impl IntFormat {
         #[cfg(kernel_line = "6.12")]
         let (b, ptr) = (format.as_bytes_with_nul(), format.as_char_ptr());
         #[cfg(not(kernel_line = "6.12"))]
-        let (b, ptr) = (format.to_bytes_with_nul(), format.as_ptr().cast());
+        let (b, ptr) = (format.to_bytes_with_nul(), super::c_chars(format));
         let mut i = 0;
         let mut ints = 0;
         while i < b.len() {
@@ -158,7 +158,6 @@ macro_rules! dev_err_int_ratelimited {
 }
 
 pub(crate) use {dev_err_int, dev_err_int_ratelimited};
-
 
 /// Allows at most `BURST` messages per `INTERVAL_MS`, like the kernel's
 /// `DEFAULT_RATELIMIT_*` (10 per 5 s).

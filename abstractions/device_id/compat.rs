@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The id table part of 7.3's `kernel::device_id`, for 6.12. The module
-//! alias, which 7.3's modpost makes from an exported table, is the bus
-//! abstraction's to emit on 6.12.
+//! The id table part of 7.3's `kernel::device_id`, for 6.12, and its
+//! `module_device_table!`: the table exported under the name 6.12's
+//! modpost reads the module aliases from, as C's `MODULE_DEVICE_TABLE`.
 
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
@@ -59,6 +59,9 @@ unsafe impl<T: RawDeviceId, U: Sync + 'static, const N: usize> Sync for IdArray<
 
 impl<T: RawDeviceIdIndex, U: 'static, const N: usize> IdArray<T, U, N> {
     /// The table of `ids`, each with its data.
+    // Writes through raw pointers in a constant: this project needs rustc
+    // 1.83 or newer on 6.12 too (README).
+    #[expect(clippy::incompatible_msrv)]
     pub(crate) const fn new(ids: [(T, &'static U); N]) -> Self {
         let mut raw = [const { MaybeUninit::<T::RawType>::uninit() }; N];
         let mut i = 0;
@@ -97,3 +100,23 @@ impl<T: RawDeviceId, U, const N: usize> IdTable<T, U> for IdArray<T, U, N> {
         core::ptr::from_ref(self).cast()
     }
 }
+
+/// Declares the id table `$table_name` of bus `$table_type` with per-id
+/// data of type `$id_info_type`, exported as
+/// `__mod_<type>__<name>_device_table` for modpost (the module alias).
+macro_rules! module_device_table {
+    (
+        $table_type:literal, $device_id_ty:ty,
+        $table_name:ident, $id_info_type:ty,
+        [$(($id:expr, $info:expr $(,)?)),* $(,)?]
+    ) => {
+        #[export_name = concat!("__mod_", $table_type, "__", stringify!($table_name), "_device_table")]
+        static $table_name: $crate::abstractions::device_id::IdArray<
+            $device_id_ty,
+            $id_info_type,
+            { <[$device_id_ty]>::len(&[$($id,)*]) },
+        > = $crate::abstractions::device_id::IdArray::new([$(($id, &$info),)*]);
+    };
+}
+
+pub(crate) use module_device_table;

@@ -62,7 +62,10 @@ unsafe impl<T: RegistrationOps> Send for Registration<T> {}
 
 impl<T: RegistrationOps + 'static> Registration<T> {
     /// Registers driver `name` of `module`.
-    pub(crate) fn new(name: &'static CStr, module: &'static ThisModule) -> impl PinInit<Self, Error> {
+    pub(crate) fn new(
+        name: &'static CStr,
+        module: &'static ThisModule,
+    ) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             // SAFETY: the driver structure is written, then registered in
             // place (pinned, so `T::register`'s condition holds); a failed

@@ -176,6 +176,10 @@ pub struct Config {
     pub fault: Fault,
     /// Delay for [`Fault::Delay`], in milliseconds.
     pub delay_ms: u32,
+    /// Least time between a start request and its answer, in milliseconds
+    /// (for every answer, before any [`Fault::Delay`]): a real ME takes
+    /// some; 0 answers in the same pass that completes the host's write.
+    pub answer_gap_ms: u32,
     /// Firmware timer clock: one firmware second lasts this many ms.
     pub ms_per_fw_second: u32,
     /// How host writes of watchdog-client messages complete.
@@ -207,6 +211,7 @@ impl Default for Config {
             hbm: (2, 0),
             fault: Fault::None,
             delay_ms: 0,
+            answer_gap_ms: 0,
             ms_per_fw_second: 1000,
             write_fault: WriteFault::None,
             write_late_ms: 0,
@@ -273,6 +278,7 @@ impl Config {
                     new.write_fault = WriteFault::parse(val).ok_or(ConfigError::BadValue)?;
                 }
                 "write_late_ms" => new.write_late_ms = parse_u32(val)?,
+                "answer_gap_ms" => new.answer_gap_ms = parse_u32(val)?,
                 "notify_after_ms" => {
                     new.notify_after_ms = match val {
                         "off" => None,
@@ -297,13 +303,14 @@ impl Config {
 
     /// Writes one `key=value` line per setting.
     pub fn write_to(&self, w: &mut dyn Write) -> fmt::Result {
-        writeln!(w, "wd={}", self.wd as u8)?;
+        writeln!(w, "wd={}", u8::from(self.wd))?;
         writeln!(w, "version={}", self.version)?;
-        writeln!(w, "not_required={}", self.not_required as u8)?;
-        writeln!(w, "notify={}", self.notify as u8)?;
+        writeln!(w, "not_required={}", u8::from(self.not_required))?;
+        writeln!(w, "notify={}", u8::from(self.notify))?;
         writeln!(w, "hbm={}.{}", self.hbm.0, self.hbm.1)?;
         writeln!(w, "fault={}", self.fault.name())?;
         writeln!(w, "delay_ms={}", self.delay_ms)?;
+        writeln!(w, "answer_gap_ms={}", self.answer_gap_ms)?;
         writeln!(w, "ms_per_fw_second={}", self.ms_per_fw_second)?;
         writeln!(w, "write_fault={}", self.write_fault.name())?;
         writeln!(w, "write_late_ms={}", self.write_late_ms)?;
@@ -312,9 +319,9 @@ impl Config {
             None => writeln!(w, "notify_after_ms=off")?,
         }
         writeln!(w, "answer_len={}", self.answer_len)?;
-        writeln!(w, "connect_refused={}", self.connect_refused as u8)?;
-        writeln!(w, "read_fault={}", self.read_fault as u8)?;
-        writeln!(w, "trace={}", self.trace as u8)
+        writeln!(w, "connect_refused={}", u8::from(self.connect_refused))?;
+        writeln!(w, "read_fault={}", u8::from(self.read_fault))?;
+        writeln!(w, "trace={}", u8::from(self.trace))
     }
 }
 
@@ -646,7 +653,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
                 self.hbm_started = true;
                 self.enumerated = self.config;
                 self.push_hbm(
-                    &[HOST_START_REQ | RES_BIT, supported as u8, minor, major],
+                    &[HOST_START_REQ | RES_BIT, u8::from(supported), minor, major],
                     now,
                 );
             }
@@ -787,7 +794,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
             0
         };
         let good = [MC_COMMAND, 4, MC_START_RES, MC_VERSION, 0, wdstate];
-        let mut ready_at = now;
+        let mut ready_at = now + u64::from(self.config.answer_gap_ms);
         let mut buf = [0u8; MAX_MSG];
         let body: &[u8] = match self.config.fault {
             Fault::None => &good,
@@ -796,7 +803,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
                 return;
             }
             Fault::Delay => {
-                ready_at = now + u64::from(self.config.delay_ms);
+                ready_at += u64::from(self.config.delay_ms);
                 &good
             }
             Fault::Empty => &[],

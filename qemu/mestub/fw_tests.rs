@@ -301,6 +301,29 @@ fn delayed_response() {
 }
 
 #[test]
+fn answer_gap_then_delay() {
+    let mut fw = connected(Config {
+        answer_gap_ms: 20,
+        ..Config::default()
+    });
+    ping(&mut fw, 120, 1000);
+    assert_eq!(drain(&mut fw, 1000).len(), 1, "credit only");
+    assert_eq!(fw.next_deadline(), Some(1020));
+    assert!(drain(&mut fw, 1019).is_empty());
+    assert_eq!(drain(&mut fw, 1020)[0].2, [2, 4, 0x83, 0x10, 0, 0]);
+    // A delay fault comes on top of the gap.
+    let mut fw = connected(Config {
+        answer_gap_ms: 20,
+        fault: Fault::Delay,
+        delay_ms: 500,
+        ..Config::default()
+    });
+    ping(&mut fw, 120, 1000);
+    drain(&mut fw, 1000);
+    assert_eq!(fw.next_deadline(), Some(1520));
+}
+
+#[test]
 fn firmware_timer_expires_without_pings_and_not_after_stop() {
     let mut fw = connected(Config {
         ms_per_fw_second: 10,
@@ -422,13 +445,13 @@ fn bad_headers_are_ignored() {
 #[test]
 fn config_round_trip_and_errors() {
     let mut c = Config::default();
-    c.apply("wd=0 version=1 not_required=1 notify=0 hbm=1.0 fault=wrong_version delay_ms=7 ms_per_fw_second=10")
+    c.apply("wd=0 version=1 not_required=1 notify=0 hbm=1.0 fault=wrong_version delay_ms=7 answer_gap_ms=3 ms_per_fw_second=10")
         .unwrap();
     let mut s = String::new();
     c.write_to(&mut s).unwrap();
     assert_eq!(
         s,
-        "wd=0\nversion=1\nnot_required=1\nnotify=0\nhbm=1.0\nfault=wrong_version\ndelay_ms=7\nms_per_fw_second=10\n\
+        "wd=0\nversion=1\nnot_required=1\nnotify=0\nhbm=1.0\nfault=wrong_version\ndelay_ms=7\nanswer_gap_ms=3\nms_per_fw_second=10\n\
          write_fault=none\nwrite_late_ms=0\nnotify_after_ms=off\nanswer_len=6\nconnect_refused=0\nread_fault=0\ntrace=1\n"
     );
     c.apply("answer_len=128 connect_refused=1 read_fault=1")

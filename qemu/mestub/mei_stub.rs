@@ -49,6 +49,10 @@ mod fw;
     unreachable_pub,
     unsafe_op_in_unsafe_fn,
     clippy::all,
+    clippy::as_underscore,
+    clippy::cast_lossless,
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
     clippy::undocumented_unsafe_blocks
 )]
 mod bindings {
@@ -72,7 +76,21 @@ module! {
 
 /// What a debugfs file works on: the stub or the registry, each of which
 /// removes its files (debugfs waits for running operations) before it goes.
+///
+/// # Invariants
+///
+/// Points to a live `T` that outlives the files given this `Ptr`.
 struct Ptr<T>(*const T);
+
+impl<T> Ptr<T> {
+    /// # Safety
+    ///
+    /// `t` must outlive every file this `Ptr` is given to.
+    unsafe fn new(t: &T) -> Self {
+        // INVARIANT: the caller's promise.
+        Ptr(core::ptr::from_ref(t))
+    }
+}
 
 // SAFETY: only a `&T` is handed out, and `T: Sync`.
 unsafe impl<T: Sync> Send for Ptr<T> {}
@@ -82,8 +100,8 @@ unsafe impl<T: Sync> Sync for Ptr<T> {}
 impl<T> core::ops::Deref for Ptr<T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the owner of the files removes them before it is freed
-        // (`Stub`'s drop, `MeiStubModule`'s drop).
+        // SAFETY: the `T` outlives the files (type invariant), which hold
+        // this.
         unsafe { &*self.0 }
     }
 }
@@ -353,7 +371,7 @@ impl Stub {
         // registered device that outlives the `mei_device`.
         unsafe {
             let hw = mei.cast::<u8>().add(offset_of!(mei_device, hw));
-            hw.cast::<*const Stub>().write(this as *const Stub);
+            hw.cast::<*const Stub>().write(core::ptr::from_ref(this));
             let parent = addr_of_mut!((*pdev).dev);
             bindings::mei_device_init(mei, parent, false, &HW_OPS);
             // 7.3 made the kind an enum, whose zero is the plain ME.
@@ -1001,7 +1019,9 @@ impl Registry {
         stub.as_mut().start()?;
         let name = CString::try_from_fmt(format_args!("me{index}"))?;
         let root = ROOT.get().ok_or(ENODEV)?;
-        let data = Ptr(&*stub as *const Stub);
+        // SAFETY: the stub is pinned, and its drop removes the directory
+        // first.
+        let data = unsafe { Ptr::new(&*stub) };
         let dir = KBox::pin_init(
             root.scope(data, &name, |p, dir| {
                 dir.read_write_callback_file(
@@ -1143,7 +1163,9 @@ impl MeiStubModule {
     /// The files at the top of `mei_stub/`, on the (pinned) registry.
     fn root_files(registry: &Registry) -> Result<KVec<RootFile>> {
         let root = ROOT.get().ok_or(ENODEV)?;
-        let reg = || Ptr(registry as *const Registry);
+        // SAFETY: the registry is pinned, and `drop` removes these files
+        // before it goes.
+        let reg = || unsafe { Ptr::new(registry) };
         let mut files = KVec::with_capacity(3, GFP_KERNEL)?;
         let add = root.write_callback_file(c_str!("add"), reg(), store!(store_add));
         files.push(KBox::pin_init(add, GFP_KERNEL)?, GFP_KERNEL)?;

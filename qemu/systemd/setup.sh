@@ -10,9 +10,11 @@ set -eu
 source /usr/local/lib/mei-wdt/lib.sh
 
 scale=$(cmdline_arg meiwdt.ms_per_fw_second 1000)
+# More stub configuration for the driver under test (key=value).
+extra=$(cmdline_arg meiwdt.stub_config "")
 mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug
 modprobe mei_stub
-echo "wd=1 version=2 ms_per_fw_second=$scale" >"$STUB/add"
+echo "wd=1 version=2 ms_per_fw_second=$scale $extra" >"$STUB/add"
 modprobe mei_wdt
 
 # The driver registers the watchdog from a work item once the firmware has

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::expect;
 use crate::kmod;
 use crate::report::Reporter;
 use crate::stub::{self, Me};
@@ -189,6 +190,8 @@ impl Ctx<'_> {
     /// configured) and clears its trace, so the trace starts with the driver.
     pub fn add_me(&mut self, config: &str) -> Result<Me, String> {
         let clients = stub::wdt_clients().len();
+        let config = format!("{config}{}", expect::stub_config_for(self.driver));
+        let config = config.as_str();
         let me = stub::add(config, &self.t)?;
         self.mes.push(me.clone());
         if stub::config_has_wd(config) {
@@ -204,7 +207,8 @@ impl Ctx<'_> {
     /// once: its trace is kept (it holds nothing from before the probe, as
     /// the stub records only watchdog-client traffic).
     pub fn add_me_probed(&mut self, config: &str) -> Result<Me, String> {
-        let me = stub::add(config, &self.t)?;
+        let config = format!("{config}{}", expect::stub_config_for(self.driver));
+        let me = stub::add(&config, &self.t)?;
         self.mes.push(me.clone());
         Ok(me)
     }

@@ -88,6 +88,11 @@ pub fn modules_dir() -> Result<PathBuf, String> {
     Ok(PathBuf::from(format!("/lib/modules/{}", kernel_release()?)))
 }
 
+/// One `rmmod name`, without retrying: its error if it fails.
+pub fn try_rmmod(name: &str) -> Result<(), String> {
+    run(Command::new("rmmod").arg(name))
+}
+
 /// Unloads `name`, retrying while it is still in use (an fd being closed by
 /// a dying child, a work item finishing).
 pub fn rmmod(name: &str, t: &Timeouts) -> Result<(), String> {

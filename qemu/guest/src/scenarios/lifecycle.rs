@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::{op_ok, unbind, V1, V2};
+use crate::expect;
 use crate::framework::{check, check_eq, wait_until, Ctx, Driver, Outcome};
 use crate::kmod;
 use crate::kmsg;
@@ -140,8 +141,8 @@ pub fn reset_open(ctx: &mut Ctx) -> Outcome {
     // watchdog on unregister then finds the link down, which the Rust driver
     // logs and the C driver ignores.
     let mut want = vec![format!(
-        "mei_stub mei_stub.{}: unexpected reset: dev_state = ENABLED fw status = ",
-        me.index
+        "{}: unexpected reset: dev_state = ENABLED fw status = ",
+        expect::mei_core_log_device(me.index)
     )];
     if ctx.driver == Driver::Rust {
         want.push(format!(

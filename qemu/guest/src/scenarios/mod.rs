@@ -52,6 +52,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario::new("reset_open", lifecycle::reset_open),
         Scenario::new("two_devices", lifecycle::two_devices),
         Scenario::new("debugfs_open_unbind", failure::debugfs_open_unbind),
+        Scenario::rust_only("debugfs_open_rmmod", failure::debugfs_open_rmmod),
         Scenario::new("register_fails_v1", failure::register_fails_v1),
         Scenario::new("register_fails_v2", failure::register_fails_v2),
         Scenario::rust_only("probe_send_late", failure::probe_send_late),

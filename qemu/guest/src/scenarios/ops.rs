@@ -3,6 +3,7 @@
 use std::thread;
 
 use super::{op_ok, V1, V2};
+use crate::expect;
 use crate::framework::{check, check_eq, Ctx, Outcome};
 use crate::stub::WDT_GUID;
 use crate::sys::IntIoctl;
@@ -63,10 +64,16 @@ pub fn sysfs_identity(ctx: &mut Ctx) -> Outcome {
         let got = values.iter().find(|(a, _)| *a == attr).map(|(_, v)| *v);
         check_eq(&format!("sysfs {attr}"), got, Some(want))?;
     }
-    // No get_timeleft and no pretimeout support: the core hides these.
-    for attr in ["timeleft", "pretimeout"] {
-        check(!wd.has_attr(attr), || format!("sysfs {attr} is visible"))?;
-    }
+    // No get_timeleft and no pretimeout support: the core hides these, but
+    // for 7.3's estimated time left.
+    check(!wd.has_attr("pretimeout"), || {
+        "sysfs pretimeout is visible".into()
+    })?;
+    check_eq(
+        "sysfs timeleft visible",
+        wd.has_attr("timeleft"),
+        expect::core_estimates_timeleft(),
+    )?;
     check(wd.parent.to_ascii_lowercase().contains(WDT_GUID), || {
         format!(
             "parent device {:?} is not the MEI watchdog client",
@@ -93,11 +100,19 @@ pub fn sysfs_identity(ctx: &mut Ctx) -> Outcome {
         WDIOF_KEEPALIVEPING as i32,
     )?;
     check_eq("WDIOC_GETPRETIMEOUT", get(IntIoctl::GetPretimeout)?, 0)?;
-    check_eq(
-        "WDIOC_GETTIMELEFT errno",
-        errno_of(f.ioctl(IntIoctl::GetTimeleft, 0)),
-        Some(EOPNOTSUPP),
-    )?;
+    let timeleft = f.ioctl(IntIoctl::GetTimeleft, 0);
+    if expect::core_estimates_timeleft() {
+        let left = timeleft.map_err(|e| format!("WDIOC_GETTIMELEFT: {e}"))?;
+        check((1..=120).contains(&left), || {
+            format!("WDIOC_GETTIMELEFT: {left} s, want 1..=120 (just pinged)")
+        })?;
+    } else {
+        check_eq(
+            "WDIOC_GETTIMELEFT errno",
+            errno_of(timeleft),
+            Some(EOPNOTSUPP),
+        )?;
+    }
     check_eq(
         "WDIOC_SETPRETIMEOUT 10 errno",
         errno_of(f.ioctl(IntIoctl::SetPretimeout, 10)),

@@ -1,18 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The part of 7.3's `kernel::debugfs` that this project uses, for 6.12,
-//! whose kernel crate has no debugfs.
+//! 7.3's `kernel::debugfs` API, the part this project uses, with
+//! `file_operations` that name their module.
 //!
 //! As on 7.3: a [`Dir`] is a counted handle on a directory, removed with
 //! everything in it when the last handle (and the last child directory)
-//! goes; a [`Scope`] owns data and a directory of files showing it, and
-//! removes the directory (debugfs waits for running file operations)
-//! before the data is dropped. A file's callbacks are types (function
-//! items or closures without captures), so each kind of file has its own
-//! static `file_operations` and the inode points to the data alone. Unlike
-//! 7.3, the operations name their module as `owner`: debugfs then holds
-//! the module while a file is open, and a close after `rmmod` cannot call
-//! into freed module memory.
+//! goes; a [`Scope`] owns data and a directory of files showing it, and a
+//! [`File`] owns the data of one file; each removes its entries (debugfs
+//! waits for running file operations) before the data is dropped. A
+//! file's callbacks are types (function items or closures without
+//! captures), so each kind of file has its own static `file_operations`
+//! and the inode points to the data alone. Unlike 7.3's, the operations
+//! name their module as `owner`: debugfs holds the module while a file is
+//! open, and a close after an attempted `rmmod` cannot call into freed
+//! module memory.
 
 use super::super::bindings;
 use core::fmt;
@@ -55,6 +56,43 @@ impl Entry {
     }
 }
 
+/// Creates file `name` in `parent` for `data`, with `fops`.
+///
+/// # Safety
+///
+/// `parent` must be null, an error pointer or a live directory; `data` must
+/// stay valid for the file's operations until the file is removed.
+unsafe fn create_file(
+    name: &CStr,
+    mode: u16,
+    parent: *mut bindings::dentry,
+    data: *const c_void,
+    fops: &'static FileOps,
+) -> *mut bindings::dentry {
+    // SAFETY: `name` is a C string, the operations static; the rest is the
+    // caller's promise.
+    unsafe {
+        #[cfg(kernel_line = "6.12")]
+        return bindings::debugfs_create_file(
+            name.as_char_ptr(),
+            mode,
+            parent,
+            data.cast_mut(),
+            &fops.0,
+        );
+        // `debugfs_create_file` is a C macro on 7.3.
+        #[cfg(not(kernel_line = "6.12"))]
+        return bindings::debugfs_create_file_full(
+            name.as_char_ptr(),
+            mode,
+            parent,
+            data.cast_mut(),
+            core::ptr::null(),
+            &fops.0,
+        );
+    }
+}
+
 impl Entry {
     /// A file `name` in `parent` for `data`, with `fops`.
     ///
@@ -68,17 +106,9 @@ impl Entry {
         data: *const T,
         fops: &'static FileOps,
     ) -> Entry {
-        // SAFETY: `name` is a C string, the parent a live directory of
-        // ours (held); the caller keeps `data` valid.
-        let dentry = unsafe {
-            bindings::debugfs_create_file(
-                name.as_char_ptr(),
-                mode,
-                parent.dentry,
-                data.cast_mut().cast(),
-                &fops.0,
-            )
-        };
+        // SAFETY: the parent is a live directory of ours (held); the
+        // caller keeps `data` valid.
+        let dentry = unsafe { create_file(name, mode, parent.dentry, data.cast(), fops) };
         // INVARIANT: created here (or an error pointer).
         Entry {
             dentry,
@@ -108,11 +138,12 @@ impl Dir {
     /// Creates a subdirectory `name` for `data`; `init` fills it with files
     /// showing the data. It is removed when the [`Scope`] is dropped.
     ///
-    /// Unlike 7.3's, the error type is fixed: 6.12's `T: PinInit<T, E>`
-    /// holds for every `E`, which would leave it to the caller to name.
+    /// Unlike 7.3's, it takes the data by value, not as an initialiser:
+    /// 6.12 and 7.3 infer an initialiser's error type differently, and
+    /// every user here has a value.
     pub fn scope<'a, T: 'a, F>(
         &'a self,
-        data: impl PinInit<T, Error> + 'a,
+        data: T,
         name: &'a CStr,
         init: F,
     ) -> impl PinInit<Scope<T>, Error> + 'a
@@ -121,7 +152,7 @@ impl Dir {
     {
         try_pin_init!(Scope {
             entry: None,
-            data <- data,
+            data: data,
             _pin: PhantomPinned,
         }? Error)
         .pin_chain(move |scope| {
@@ -147,12 +178,12 @@ impl Dir {
         &'a self,
         name: &'a CStr,
         mode: u16,
-        data: impl PinInit<T, Error> + 'a,
+        data: T,
         fops: &'static FileOps,
     ) -> impl PinInit<File<T>, Error> + 'a {
         try_pin_init!(File {
             entry: None,
-            data <- data,
+            data: data,
             _pin: PhantomPinned,
         }? Error)
         .pin_chain(move |file| {
@@ -171,7 +202,7 @@ impl Dir {
     pub fn read_write_callback_file<'a, T, F, W>(
         &'a self,
         name: &'a CStr,
-        data: impl PinInit<T, Error> + 'a,
+        data: T,
         _f: &'static F,
         _w: &'static W,
     ) -> impl PinInit<File<T>, Error> + 'a
@@ -187,7 +218,7 @@ impl Dir {
     pub fn write_callback_file<'a, T, W>(
         &'a self,
         name: &'a CStr,
-        data: impl PinInit<T, Error> + 'a,
+        data: T,
         _w: &'static W,
     ) -> impl PinInit<File<T>, Error> + 'a
     where
@@ -278,16 +309,15 @@ impl<'data> ScopedDir<'data, '_> {
     }
 
     fn create_file<T>(&self, name: &CStr, mode: u16, data: &'data T, fops: &'static FileOps) {
-        // SAFETY: `name` is a C string; the directory is ours; `data`
-        // outlives the file: the `Scope` removes the directory before it
-        // drops the data.
+        // SAFETY: the directory is ours; `data` outlives the file: the
+        // `Scope` removes the directory before it drops the data.
         unsafe {
-            bindings::debugfs_create_file(
-                name.as_char_ptr(),
+            create_file(
+                name,
                 mode,
                 self.dentry,
-                (data as *const T).cast_mut().cast(),
-                &fops.0,
+                core::ptr::from_ref(data).cast(),
+                fops,
             )
         };
     }
@@ -302,13 +332,29 @@ unsafe impl Sync for FileOps {}
 /// The callbacks of the files showing `T` with `F` and taking writes with
 /// `W`, as types: both are zero-sized (function items or closures without
 /// captures), so a callback is made from nothing.
-struct Ops<T, F, W>(PhantomData<(fn(&T), F, W)>);
+///
+/// # Invariants
+///
+/// Its operations are reached only through the file operations of files
+/// made with a `&'static F` (reads) and a `&'static W` (writes).
+struct Ops<T, F, W>(PhantomData<Callbacks<T, F, W>>);
+
+/// What [`Ops`] is made of: a function of the data's type, so `Ops` is
+/// `Send` and `Sync` whatever `T` is, and the callbacks' types.
+type Callbacks<T, F, W> = (fn(&T), F, W);
 
 /// The callback of type `C`, which must be zero-sized.
-fn callback<C: 'static>() -> &'static C {
+///
+/// # Safety
+///
+/// `C` must have a value: a `&'static C` was seen (the `_f`/`_w` argument
+/// of the call that made the file, the only way to [`Ops`]' operations).
+unsafe fn callback<C: 'static>() -> &'static C {
     const { assert!(core::mem::size_of::<C>() == 0, "a callback with captures") };
-    // SAFETY: a zero-sized type has one value and reads no memory; any
-    // aligned non-null pointer is a valid reference to it.
+    // SAFETY: `C` is zero-sized and inhabited (the caller's promise), and
+    // its value was already made, so taking one more reads no memory and
+    // breaks no invariant; any aligned non-null pointer is a valid
+    // reference to a zero-sized value.
     unsafe { NonNull::<C>::dangling().as_ref() }
 }
 
@@ -357,7 +403,8 @@ where
         let data = unsafe { &*(*seq).private.cast::<T>() };
         let _ = fmt::write(
             &mut SeqWriter(seq),
-            format_args!("{}", Shown(data, callback::<F>())),
+            // SAFETY: only files made with a `&'static F` have `show`.
+            format_args!("{}", Shown(data, unsafe { callback::<F>() })),
         );
         0
     }
@@ -388,8 +435,13 @@ where
     ) -> isize {
         // SAFETY: an open file's inode, per the function's contract.
         let data = unsafe { data_of::<T>((*file).f_inode) };
-        let mut reader = UserSlice::new(buf as usize, len).reader();
-        match callback::<W>()(data, &mut reader) {
+        #[cfg(kernel_line = "6.12")]
+        let user = buf as usize;
+        #[cfg(not(kernel_line = "6.12"))]
+        let user = kernel::uaccess::UserPtr::from_ptr(buf.cast_mut().cast());
+        let mut reader = UserSlice::new(user, len).reader();
+        // SAFETY: only files made with a `&'static W` have `write`.
+        match unsafe { callback::<W>() }(data, &mut reader) {
             Ok(()) => len as isize,
             Err(e) => e.to_errno() as isize,
         }
