@@ -294,11 +294,12 @@ pub const RUST_PROBE_BAD_ANSWER_LOG: &str = "malformed response to the probe pin
 pub const C_UNKNOWN_PARAM_LOG: &str = "mei_wdt: unknown parameter 'ping_timeout_ms' ignored";
 
 /// What debugfs says when a second device probes with the C driver, which
-/// creates one fixed `mei_wdt` directory per device; 7.3's debugfs refuses
-/// the second directory silently.
+/// creates one fixed `mei_wdt` directory per device (7.3 reworded it).
 pub fn c_debugfs_collision_log() -> Option<&'static str> {
-    (kernel_line() == Line::V6_12)
-        .then_some("debugfs: Directory 'mei_wdt' with parent '/' already present!")
+    Some(match kernel_line() {
+        Line::V6_12 => "debugfs: Directory 'mei_wdt' with parent '/' already present!",
+        Line::V7_3 => "debugfs: 'mei_wdt' already exists in '/'",
+    })
 }
 
 /// Extra stub configuration for the C reference driver on 7.3: an answer
