@@ -503,8 +503,10 @@ impl Bench {
         let f = wd.open()?;
         let v = self.timed_calls(|| {
             let start = Instant::now();
-            f.ioctl(IntIoctl::Keepalive, 0)
-                .map_err(|e| format!("keepalive: {e}"))?;
+            f.ioctl(IntIoctl::Keepalive, 0).map_err(|e| {
+                let stub = self.me.idle_state().unwrap_or_else(|e| e);
+                format!("keepalive: {e} (me{}: {stub})", self.me.index)
+            })?;
             Ok(elapsed_ns(start))
         })?;
         drop(f);
@@ -538,8 +540,21 @@ impl Bench {
                     let f = &files[i % files.len()];
                     s.spawn(move || {
                         for _ in 0..per_thread {
-                            f.ioctl(IntIoctl::Keepalive, 0)
-                                .map_err(|e| format!("keepalive: {e}"))?;
+                            f.ioctl(IntIoctl::Keepalive, 0).map_err(|e| {
+                                // What each stub was doing, to tell a lost
+                                // event from a busy firmware.
+                                let stubs: Vec<String> = wds
+                                    .iter()
+                                    .map(|(_, me)| {
+                                        format!(
+                                            "me{}: {}",
+                                            me.index,
+                                            me.idle_state().unwrap_or_else(|e| e)
+                                        )
+                                    })
+                                    .collect();
+                                format!("keepalive: {e} ({})", stubs.join("; "))
+                            })?;
                         }
                         Ok(())
                     })
