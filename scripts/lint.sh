@@ -36,7 +36,7 @@ missing=$(awk '
 	FNR == 1 { last = 0 }
 	/^[[:space:]]*\/\/ SAFETY:/ { last = FNR }
 	/unsafe (\{|impl)/ && !/^[[:space:]]*\/\// {
-		if (!(last && FNR - last <= 8) && $0 !~ /SAFETY/) print FILENAME ":" FNR ": " $0
+		if (!(last && FNR - last <= 3) && $0 !~ /SAFETY/) print FILENAME ":" FNR ": " $0
 	}
 ' "${abstractions[@]}" qemu/mestub/mei_stub.rs qemu/guest/src/*.rs)
 [ -z "$missing" ] || echo "$missing"

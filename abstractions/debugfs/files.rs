@@ -24,13 +24,13 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::uaccess::{UserSlice, UserSliceReader};
 
-/// A directory entry, removed (recursively) on drop; holds its parent, so
-/// a parent goes after its children.
+/// A directory or file, removed (recursively) on drop; holds its parent,
+/// so a parent goes after its children.
 ///
 /// # Invariants
 ///
-/// `dentry` is a directory this entry created, or an error pointer or
-/// null (debugfs takes both as "none").
+/// `dentry` is a directory or file this entry created, or an error pointer
+/// or null (debugfs takes both as "none").
 struct Entry {
     dentry: *mut bindings::dentry,
     _parent: Option<Arc<Entry>>,
@@ -52,6 +52,28 @@ impl Entry {
         Entry {
             dentry,
             _parent: parent,
+        }
+    }
+
+    /// A file `name` in `parent` for `data`, with `fops`.
+    ///
+    /// # Safety
+    ///
+    /// `data` must outlive the file (the entry).
+    unsafe fn file<T>(
+        name: &CStr,
+        mode: u16,
+        parent: &Arc<Entry>,
+        data: *const T,
+        fops: &'static FileOps,
+    ) -> Entry {
+        // SAFETY: the parent is a live directory of ours (held); the
+        // caller keeps `data` valid.
+        let dentry = unsafe { create_file(name, mode, parent.dentry, data.cast(), fops) };
+        // INVARIANT: created here (or an error pointer).
+        Entry {
+            dentry,
+            _parent: Some(parent.clone()),
         }
     }
 }
@@ -93,30 +115,6 @@ unsafe fn create_file(
     }
 }
 
-impl Entry {
-    /// A file `name` in `parent` for `data`, with `fops`.
-    ///
-    /// # Safety
-    ///
-    /// `data` must outlive the file (the entry).
-    unsafe fn file<T>(
-        name: &CStr,
-        mode: u16,
-        parent: &Arc<Entry>,
-        data: *const T,
-        fops: &'static FileOps,
-    ) -> Entry {
-        // SAFETY: the parent is a live directory of ours (held); the
-        // caller keeps `data` valid.
-        let dentry = unsafe { create_file(name, mode, parent.dentry, data.cast(), fops) };
-        // INVARIANT: created here (or an error pointer).
-        Entry {
-            dentry,
-            _parent: Some(parent.clone()),
-        }
-    }
-}
-
 impl Drop for Entry {
     fn drop(&mut self) {
         // SAFETY: ours (type invariant); removal waits for running file
@@ -150,29 +148,19 @@ impl Dir {
     where
         F: for<'data, 'dir> FnOnce(&'data T, &'dir ScopedDir<'data, 'dir>) + 'a,
     {
-        try_pin_init!(Scope {
-            entry: None,
-            data: data,
-            _pin: PhantomPinned,
-        }? Error)
-        .pin_chain(move |scope| {
+        Scope::new(data, move |data| {
             // Without a parent (its allocation failed) nothing is made.
-            if let Some(parent) = &self.0 {
-                let entry = Entry::dir(name, Some(parent.clone()));
-                let dir = ScopedDir {
-                    dentry: entry.dentry,
-                    _p: PhantomData,
-                };
-                init(&scope.data, &dir);
-                // SAFETY: `entry` is not structurally pinned.
-                unsafe { scope.get_unchecked_mut().entry = Some(entry) };
-            }
-            Ok(())
+            let parent = self.0.as_ref()?;
+            let entry = Entry::dir(name, Some(parent.clone()));
+            let dir = ScopedDir {
+                dentry: entry.dentry,
+                _p: PhantomData,
+            };
+            init(data, &dir);
+            Some(entry)
         })
     }
-}
 
-impl Dir {
     /// A file `name` in this directory owning `data`.
     fn create_file<'a, T: 'a>(
         &'a self,
@@ -181,20 +169,11 @@ impl Dir {
         data: T,
         fops: &'static FileOps,
     ) -> impl PinInit<File<T>, Error> + 'a {
-        try_pin_init!(File {
-            entry: None,
-            data: data,
-            _pin: PhantomPinned,
-        }? Error)
-        .pin_chain(move |file| {
-            if let Some(parent) = &self.0 {
-                // SAFETY: the `File` removes the entry before it drops the
-                // data, which is pinned.
-                let entry = unsafe { Entry::file(name, mode, parent, &file.data, fops) };
-                // SAFETY: `entry` is not structurally pinned.
-                unsafe { file.get_unchecked_mut().entry = Some(entry) };
-            }
-            Ok(())
+        Scope::new(data, move |data| {
+            let parent = self.0.as_ref()?;
+            // SAFETY: the scope removes the entry before it drops the data,
+            // which is pinned.
+            Some(unsafe { Entry::file(name, mode, parent, data, fops) })
         })
     }
 
@@ -229,26 +208,13 @@ impl Dir {
     }
 }
 
-/// A file owning its data; removed before the data is dropped.
-#[pin_data]
-pub struct File<T> {
-    // First: dropped (removed) before `data`.
-    entry: Option<Entry>,
-    #[pin]
-    data: T,
-    #[pin]
-    _pin: PhantomPinned,
-}
+/// A file owning its data; removed before the data is dropped. A
+/// [`Scope`] whose entry is the file (7.3 builds its `File` on `Scope`
+/// too).
+pub type File<T> = Scope<T>;
 
-impl<T> core::ops::Deref for File<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.data
-    }
-}
-
-/// Data and a directory of files showing it; the directory is removed
-/// before the data is dropped.
+/// Data and the debugfs entry showing it (a directory of files, or one
+/// file); the entry is removed before the data is dropped.
 #[pin_data]
 pub struct Scope<T> {
     // First: dropped (removed) before `data`.
@@ -257,6 +223,29 @@ pub struct Scope<T> {
     data: T,
     #[pin]
     _pin: PhantomPinned,
+}
+
+impl<T> Scope<T> {
+    /// `data`, pinned, with the entry `make` creates for it, if any.
+    fn new<'a>(
+        data: T,
+        make: impl FnOnce(&T) -> Option<Entry> + 'a,
+    ) -> impl PinInit<Self, Error> + 'a
+    where
+        T: 'a,
+    {
+        try_pin_init!(Scope {
+            entry: None,
+            data: data,
+            _pin: PhantomPinned,
+        }? Error)
+        .pin_chain(move |scope| {
+            let entry = make(&scope.data);
+            // SAFETY: `entry` is not structurally pinned.
+            unsafe { scope.get_unchecked_mut().entry = entry };
+            Ok(())
+        })
+    }
 }
 
 impl<T> core::ops::Deref for Scope<T> {
@@ -351,10 +340,10 @@ type Callbacks<T, F, W> = (fn(&T), F, W);
 /// of the call that made the file, the only way to [`Ops`]' operations).
 unsafe fn callback<C: 'static>() -> &'static C {
     const { assert!(core::mem::size_of::<C>() == 0, "a callback with captures") };
-    // SAFETY: `C` is zero-sized and inhabited (the caller's promise), and
-    // its value was already made, so taking one more reads no memory and
-    // breaks no invariant; any aligned non-null pointer is a valid
-    // reference to a zero-sized value.
+    // A value of `C` was already made (the caller's promise), so one more
+    // reads no memory and breaks no invariant.
+    // SAFETY: `C` is zero-sized and inhabited: any aligned non-null
+    // pointer is a valid reference to its value.
     unsafe { NonNull::<C>::dangling().as_ref() }
 }
 
