@@ -74,7 +74,7 @@ setup:
 	@scripts/setup.sh
 
 kernel: setup
-	@for k in 6.12-release 6.12-debug 6.12-bench 7.3-release 7.3-debug 7.3-systemd 7.3-bench; do \
+	@for k in 6.12-release 6.12-debug 7.3-release 7.3-debug; do \
 		scripts/kernel.sh build $$k >/dev/null || exit 1; done
 
 vm-test: setup

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The benchmark: the kernel's C mei_wdt and this project's, alternated in
-# one boot of the bench test kernel (release plus allocation profiling,
-# qemu/kconfig/bench.config) on one vCPU, with the MEI bus's own
+# one boot of the release test kernel (allocation profiling, off at boot,
+# on around the memory figure) on one vCPU, with the MEI bus's own
 # round trip (/dev/meiN, no driver) as the floor; then statistics, Rust/C
 # ratios, a results file and a plot (scripts/bench.py).
 #
@@ -33,8 +33,7 @@ while (($#)); do
 	shift
 done
 
-flavor=bench
-kdir=$("$TOPDIR/scripts/kernel.sh" build "$line-$flavor")
+kdir=$("$TOPDIR/scripts/kernel.sh" build "$line-release")
 build_modules rust "$kdir"
 c_ko=$kdir/drivers/watchdog/mei_wdt.ko
 [ -f "$c_ko" ] || die "$c_ko not found"
@@ -62,7 +61,7 @@ vm_rc=0
 # Profiling available (its per-object tags set up at boot), but off until
 # the guest turns it on for the memory figure.
 python3 "$TOPDIR/scripts/vm-run.py" --kernel "$kdir/arch/x86/boot/bzImage" \
-	--initrd "$run/initramfs.cpio" --driver both --kernel-flavor "$flavor" \
+	--initrd "$run/initramfs.cpio" --driver both --kind bench \
 	--suite "$suite" --golden-dir "$TOPDIR/qemu/golden" --bench-out "$records" \
 	--append "sysctl.vm.mem_profiling=0" | tee "$run/vm-run.out" || vm_rc=$?
 # A failed VM run ends here, on vm-run's own closing line.

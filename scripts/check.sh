@@ -99,11 +99,8 @@ done
 # The systemd VMs mostly wait for systemd's 60 s ping interval; their
 # check (an interval in [25 s, 72 s)) has room. Beside them, the
 # benchmark's short form: it checks that every figure is measured, not
-# what it is. Their kernels are built first, one at a time: a kernel
-# build takes both cores, and the systemd VMs' timing would suffer.
-for kernel in 7.3-systemd 6.12-bench; do
-	scripts/kernel.sh build "$kernel" >/dev/null || echo "check: the $kernel kernel did not build (its parts will say)"
-done
+# what it is. Both run on release kernels the loop above has built, so no
+# kernel build takes the cores from the systemd VMs' timing.
 for driver in ${CHECK_DRIVERS:-c rust}; do
 	start_part "consumers $driver" scripts/consumers-test.sh "$driver"
 done

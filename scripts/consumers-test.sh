@@ -8,7 +8,7 @@
 #     DRIVER  c (the kernel's mei_wdt.ko) or rust
 #     -v      echo the VM's console
 #
-# Builds or reuses the systemd kernel (kernel.sh build 7.3-systemd), the stub,
+# Builds or reuses the systemd kernel (kernel.sh build 7.3-release), the stub,
 # the driver and the root file system (rootfs.sh); the disk image is a
 # per-run copy in $CACHE_DIR/runs/systemd-DRIVER/. One line per check, then
 # `N passed, N failed` (vm-run.py):
@@ -41,7 +41,7 @@ scale=${MS_PER_FW_SECOND:-600}
 stub_config=
 [ "$driver" != c ] || stub_config=" meiwdt.stub_config=answer_gap_ms=20"
 
-kdir=$("$TOPDIR/scripts/kernel.sh" build 7.3-systemd)
+kdir=$("$TOPDIR/scripts/kernel.sh" build 7.3-release)
 build_modules "$driver" "$kdir"
 
 run=$CACHE_DIR/runs/systemd-$driver
@@ -54,5 +54,5 @@ flock -n 9 || die "another systemd $driver run holds $run/.lock"
 
 exec python3 "$TOPDIR/scripts/vm-run.py" --kernel "$kdir/arch/x86/boot/bzImage" \
 	--drive "$run/rootfs.img" --append "meiwdt.ms_per_fw_second=$scale$stub_config" \
-	--driver "$driver" --kernel-flavor systemd --suite systemd \
+	--driver "$driver" --kind systemd --suite systemd \
 	--golden-dir "$TOPDIR/qemu/golden" "${verbose[@]}"

@@ -6,7 +6,8 @@
 #   kernel.sh lines                 print the supported lines
 #
 # LINE is 6.12 (the default, so "release" is "6.12-release") or 7.3;
-# FLAVOR is release, debug, systemd or bench.
+# FLAVOR is release (every suite's kernel: scenarios, systemd VM,
+# benchmark) or debug (release plus the kernel's checkers).
 #   6.12  Debian 12's linux-source-6.12, built with LLVM 16
 #   7.3   Debian 13's linux-source-7.3 (trixie-backports, fetched into the
 #         cache by scripts/debian-pkg.sh), built with LLVM 19: 7.3 needs
@@ -36,9 +37,7 @@ esac
 case "$flavor" in
 release) fragments=(qemu/kconfig/release.config) ;;
 debug) fragments=(qemu/kconfig/release.config qemu/kconfig/debug.config) ;;
-systemd) fragments=(qemu/kconfig/release.config qemu/kconfig/systemd.config) ;;
-bench) fragments=(qemu/kconfig/release.config qemu/kconfig/bench.config) ;;
-*) die "unknown kernel flavor '$flavor' (release, debug, systemd or bench)" ;;
+*) die "unknown kernel flavor '$flavor' (release or debug)" ;;
 esac
 
 # The source tarball of the line and its package version.

@@ -24,7 +24,7 @@ mkdir -p "$run"
 "$TOPDIR/scripts/initramfs.sh" "$run/initramfs.cpio" "$kdir" "$stub" "$drv"
 
 args=(--kernel "$kdir/arch/x86/boot/bzImage" --initrd "$run/initramfs.cpio"
-	--driver "$driver" --kernel-flavor "$flavor" --suite "$suite"
+	--driver "$driver" --kind "$flavor" --suite "$suite"
 	--golden-dir "$TOPDIR/qemu/golden")
 [ "$record" = record ] && args+=(--record)
 args+=(--guest-bin "$(cargo_target_dir guest)/x86_64-unknown-linux-gnu/release/mei-wdt-tests")

@@ -704,7 +704,7 @@ struct Memory {
     sites: Vec<(String, i64)>,
 }
 
-/// Turns allocation profiling (the bench kernel's
+/// Turns allocation profiling (the release kernel's
 /// CONFIG_MEM_ALLOC_PROFILING) on or off.
 fn set_profiling(on: bool) -> Result<(), String> {
     stub::write_file(
