@@ -33,12 +33,14 @@ KDIR ?= /lib/modules/$(shell uname -r)/build
 DRIVER ?= rust
 SUITE ?= all
 LINES := 6.12 7.3
-# The LLVM that built the kernel (its tools first in PATH, if installed
-# where Debian puts them), and LLVM=1 for a kernel built with clang.
+# The LLVM that built the kernel (its tools first in PATH and its libclang
+# for bindgen, if installed where Debian puts them; bindgen would take the
+# newest libclang it finds), and LLVM=1 for a kernel built with clang.
 LLVM_MAJOR := $(shell sed -n 's/^CONFIG_CLANG_VERSION=\([1-9][0-9]*\)[0-9]\{4\}$$/\1/p' \
 	$(KDIR)/include/config/auto.conf 2>/dev/null)
 ifneq ($(wildcard /usr/lib/llvm-$(LLVM_MAJOR)/bin),)
 export PATH := /usr/lib/llvm-$(LLVM_MAJOR)/bin:$(PATH)
+export LIBCLANG_PATH ?= /usr/lib/llvm-$(LLVM_MAJOR)/lib
 endif
 LLVM ?= $(if $(LLVM_MAJOR),1)
 # Ahead of the kernel's own mei_wdt.ko in depmod's search order.

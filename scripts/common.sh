@@ -28,13 +28,16 @@ toolchain_id() {
 	rustc --version
 	clang --version | head -1
 	bindgen --version
+	echo "libclang: ${LIBCLANG_PATH:-newest}"
 }
 
-# use_llvm MAJOR: put LLVM MAJOR's tools (clang, ld.lld, and the libclang
-# that bindgen finds through llvm-config) first in PATH.
+# use_llvm MAJOR: put LLVM MAJOR's tools (clang, ld.lld) first in PATH, and
+# point bindgen at its libclang: left to search, bindgen loads the newest
+# libclang installed (19 for the 6.12 kernels, built with clang 16).
 use_llvm() {
 	[ -d "/usr/lib/llvm-$1/bin" ] || die "LLVM $1 not found; install clang-$1, lld-$1 and libclang-$1-dev (or run 'make setup')"
 	export PATH="/usr/lib/llvm-$1/bin:$PATH"
+	export LIBCLANG_PATH="/usr/lib/llvm-$1/lib"
 }
 
 # use_llvm_of KDIR: use the LLVM that built the kernel in KDIR.
