@@ -67,6 +67,9 @@ mod bindings {
 use bindings::{mei_device, mei_hw_ops};
 use fw::Firmware;
 
+/// A stub device's firmware model, its trace on the heap.
+type StubFirmware = Firmware<KVec<Option<fw::Record>>>;
+
 module! {
     type: MeiStubModule,
     name: "mei_stub",
@@ -195,7 +198,7 @@ unsafe impl<T> Sync for Raw<T> {}
 struct Stub {
     index: u32,
     #[pin]
-    fw: Mutex<Firmware<KVec<Option<fw::Record>>>>,
+    fw: Mutex<StubFirmware>,
     /// The interrupt thread: drains firmware messages into the MEI core and
     /// runs the firmware clock.
     #[pin]
@@ -276,9 +279,15 @@ impl Stub {
         })
     }
 
-    /// Queues the interrupt thread after `delay_ms`, or sooner if already
-    /// queued for later.
-    fn kick(&self, delay_ms: u64) {
+    /// Queues the interrupt thread to run after `delay_ms`, replacing
+    /// whatever run was queued: later or sooner.
+    ///
+    /// Only under the firmware lock (`_fw` is its proof), as the state the
+    /// delay comes from: otherwise a delay computed before a host write
+    /// could replace the write's immediate run, and with nothing queued
+    /// that needs no credit the host would wait for the firmware timer.
+    /// (7.3, which preempts kernel code, lost a keepalive's completion so.)
+    fn kick(&self, _fw: &StubFirmware, delay_ms: u64) {
         if self.stopping.load(Ordering::Acquire) {
             return;
         }
@@ -299,16 +308,14 @@ impl Stub {
     /// Re-queues the interrupt thread for the model's next deadline.
     fn schedule_next(&self) {
         let now = now_ms();
-        let next = {
-            let mut fw = self.fw.lock();
-            if fw.rx_pending(now) {
-                Some(now)
-            } else {
-                fw.next_deadline()
-            }
+        let mut fw = self.fw.lock();
+        let next = if fw.rx_pending(now) {
+            Some(now)
+        } else {
+            fw.next_deadline()
         };
         if let Some(at) = next {
-            self.kick(at.saturating_sub(now));
+            self.kick(&fw, at.saturating_sub(now));
         }
     }
 
@@ -660,7 +667,8 @@ unsafe extern "C" fn write(
             data,
         )
     };
-    let result = stub.fw.lock().host_write(hdr, data, now_ms());
+    let mut fw = stub.fw.lock();
+    let result = fw.host_write(hdr, data, now_ms());
     // The firmware has drained the host buffer already. Mark it ready now,
     // not in the next service run: otherwise whether the MEI core sends a
     // message at once or queues it (and for a notification request that is
@@ -670,7 +678,8 @@ unsafe extern "C" fn write(
     // `hbuf_is_ready`; `dev` is valid (see the hw ops note above).
     unsafe { (*dev).hbuf_is_ready = true };
     // Tell the core, as an interrupt would.
-    stub.kick(0);
+    stub.kick(&fw, 0);
+    drop(fw);
     match result {
         fw::WriteResult::Error => -(bindings::EIO as c_int),
         fw::WriteResult::Done | fw::WriteResult::CompleteAt(_) => 0,
@@ -1093,11 +1102,12 @@ impl Registry {
 fn stub_ctl(stub: &Stub, cmd: &str) -> Result {
     match cmd {
         "notify" => {
-            stub.fw.lock().notify(now_ms()).map_err(|e| match e {
+            let mut fw = stub.fw.lock();
+            fw.notify(now_ms()).map_err(|e| match e {
                 fw::ActionError::NotConnected => Error::from_errno(-(bindings::ENOTCONN as c_int)),
                 fw::ActionError::Busy => EBUSY,
             })?;
-            stub.kick(0);
+            stub.kick(&fw, 0);
         }
         "reset" => {
             // What a firmware-initiated reset looks like to the core: the
