@@ -2,6 +2,9 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # the variables set here are used by the sourcing scripts
 
+# The kernel line the systemd VM runs on: its release kernel has what
+# systemd needs (qemu/kconfig/systemd.config).
+SYSTEMD_LINE=7.3
 # Every cache lives outside the checkout, keyed by what it depends on.
 CACHE_DIR=${MEI_WDT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mei-wdt-rs}
 TOPDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -8,7 +8,8 @@
 #     DRIVER  c (the kernel's mei_wdt.ko) or rust
 #     -v      echo the VM's console
 #
-# Builds or reuses the systemd kernel (kernel.sh build 7.3-release), the stub,
+# Builds or reuses the 7.3 release kernel (kernel.sh build 7.3-release: on
+# SYSTEMD_LINE it has qemu/kconfig/systemd.config too), the stub,
 # the driver and the root file system (rootfs.sh); the disk image is a
 # per-run copy in $CACHE_DIR/runs/systemd-DRIVER/. One line per check, then
 # `N passed, N failed` (vm-run.py):
@@ -41,7 +42,7 @@ scale=${MS_PER_FW_SECOND:-600}
 stub_config=
 [ "$driver" != c ] || stub_config=" meiwdt.stub_config=answer_gap_ms=20"
 
-kdir=$("$TOPDIR/scripts/kernel.sh" build 7.3-release)
+kdir=$("$TOPDIR/scripts/kernel.sh" build "$SYSTEMD_LINE-release")
 build_modules "$driver" "$kdir"
 
 run=$CACHE_DIR/runs/systemd-$driver

@@ -6,8 +6,8 @@
 #   kernel.sh lines                 print the supported lines
 #
 # LINE is 6.12 (the default, so "release" is "6.12-release") or 7.3;
-# FLAVOR is release (every suite's kernel: scenarios, systemd VM,
-# benchmark) or debug (release plus the kernel's checkers).
+# FLAVOR is release (the scenarios, the benchmark and, on SYSTEMD_LINE,
+# the systemd VM) or debug (release plus the kernel's checkers).
 #   6.12  Debian 12's linux-source-6.12, built with LLVM 16
 #   7.3   Debian 13's linux-source-7.3 (trixie-backports, fetched into the
 #         cache by scripts/debian-pkg.sh), built with LLVM 19: 7.3 needs
@@ -35,7 +35,10 @@ case "$line" in
 *) die "unknown kernel line '$line' (${LINES[*]})" ;;
 esac
 case "$flavor" in
-release) fragments=(qemu/kconfig/release.config) ;;
+release)
+	fragments=(qemu/kconfig/release.config)
+	[ "$line" != "$SYSTEMD_LINE" ] || fragments+=(qemu/kconfig/systemd.config)
+	;;
 debug) fragments=(qemu/kconfig/release.config qemu/kconfig/debug.config) ;;
 *) die "unknown kernel flavor '$flavor' (release or debug)" ;;
 esac
