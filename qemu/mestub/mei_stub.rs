@@ -204,6 +204,8 @@ struct Stub {
     #[pin]
     service: Opaque<bindings::delayed_work>,
     stopping: AtomicBool,
+    /// The host wrote since the interrupt thread last took `device_lock`.
+    host_wrote: AtomicBool,
     hw_ready: AtomicBool,
     host_ready: AtomicBool,
     mei: Raw<mei_device>,
@@ -271,6 +273,7 @@ impl Stub {
                 })
             },
             stopping: AtomicBool::new(false),
+            host_wrote: AtomicBool::new(false),
             hw_ready: AtomicBool::new(false),
             host_ready: AtomicBool::new(false),
             mei: Raw(null_mut()),
@@ -279,14 +282,11 @@ impl Stub {
         })
     }
 
-    /// Queues the interrupt thread to run after `delay_ms`, replacing
-    /// whatever run was queued: later or sooner.
-    ///
-    /// Only under the firmware lock (`_fw` is its proof), as the state the
-    /// delay comes from: otherwise a delay computed before a host write
-    /// could replace the write's immediate run, and with nothing queued
-    /// that needs no credit the host would wait for the firmware timer.
-    /// (7.3, which preempts kernel code, lost a keepalive's completion so.)
+    /// Queues the interrupt thread to run in `delay_ms` (at most 60 s),
+    /// replacing any queued run, sooner or later; nothing once stopping.
+    /// Call with `self.fw` held (`_fw`) and the delay computed under that
+    /// hold: a delay from older state could undo a host write's immediate
+    /// run.
     fn kick(&self, _fw: &StubFirmware, delay_ms: u64) {
         if self.stopping.load(Ordering::Acquire) {
             return;
@@ -307,9 +307,11 @@ impl Stub {
 
     /// Re-queues the interrupt thread for the model's next deadline.
     fn schedule_next(&self) {
-        let now = now_ms();
         let mut fw = self.fw.lock();
-        let next = if fw.rx_pending(now) {
+        let now = now_ms();
+        // A host write since this run took `device_lock` needs a run for
+        // its completion, whatever the model queued for it.
+        let next = if self.host_wrote.load(Ordering::Acquire) || fw.rx_pending(now) {
             Some(now)
         } else {
             fw.next_deadline()
@@ -328,6 +330,8 @@ impl Stub {
         // MEI core requires `device_lock` around its interrupt handlers.
         unsafe {
             bindings::mutex_lock(addr_of_mut!((*mei).device_lock));
+            // Writes so far are completed by this run (the write handler).
+            self.host_wrote.store(false, Ordering::Release);
             let state = (*mei).dev_state;
             let active = state != bindings::mei_dev_state_MEI_DEV_RESETTING
                 && state != bindings::mei_dev_state_MEI_DEV_INITIALIZING
@@ -468,7 +472,10 @@ impl Stub {
                 // SAFETY: `mei` was started and registered in `start`.
                 unsafe { bindings::mei_stop(mei) };
             }
+            // Under the lock every kick is made under, so none follows.
+            let fw = self.fw.lock();
             self.stopping.store(true, Ordering::Release);
+            drop(fw);
             // SAFETY: the work was initialised in `new`; `stopping` keeps it
             // from re-queueing itself, and the MEI core is stopped.
             unsafe {
@@ -669,6 +676,7 @@ unsafe extern "C" fn write(
     };
     let mut fw = stub.fw.lock();
     let result = fw.host_write(hdr, data, now_ms());
+    stub.host_wrote.store(true, Ordering::Release);
     // The firmware has drained the host buffer already. Mark it ready now,
     // not in the next service run: otherwise whether the MEI core sends a
     // message at once or queues it (and for a notification request that is
