@@ -78,9 +78,11 @@ start_part() {
 	bg_pids[i]=$!
 }
 
+# running_parts: how many parts started have not ended (the ones reported
+# have ended, and their files are gone).
 running_parts() {
 	local i n=0
-	for i in "${!bg_names[@]}"; do
+	for ((i = bg_next; i < ${#bg_names[@]}; i++)); do
 		[ -e "$log.$i.end" ] || n=$((n + 1))
 	done
 	echo "$n"
