@@ -9,14 +9,21 @@
 #                         6.12 or 7.3, FLAVOR release or debug ("release"
 #                         alone is 6.12-release)
 #   make CLIPPY=1         ... with clippy
-#   make install          modules_install (into updates/)
+#   make install          modules_install (into updates/), and the udev rule
+#                         for /dev/iamt_watchdog
 #   make clean
 #   make rust-analyzer    write rust-project.json
+#   make rust-kdir [HEADERS=...] [KSRC=...]
+#                         for distribution headers without the kernel's Rust
+#                         output (Debian's): rebuild it from the kernel's
+#                         source into a KDIR in ~/.cache/mei-wdt-rs/rust-kdir
 #
 # Test bed:
 #   make setup            install what the project needs (Debian 12, root)
 #   make kernel           build every test kernel of both lines (cached)
-#   make vm-test DRIVER=c|rust KERNEL=[LINE-]release|debug [SUITE=name]
+#   make vm-test DRIVER=c|rust KERNEL=[LINE-]release|debug|debian [SUITE=name]
+#                         (debian: Debian 13's own kernel, modules built in a
+#                         Debian 13 environment, the driver by DKMS)
 #   make vm-test DRIVER=c|rust SUITE=consumers   the systemd VM (on 7.3)
 #   make golden           record the C driver's traces as golden files
 #   make host-test        host unit tests (cargo test)
@@ -45,8 +52,10 @@ endif
 LLVM ?= $(if $(LLVM_MAJOR),1)
 # Ahead of the kernel's own mei_wdt.ko in depmod's search order.
 INSTALL_MOD_DIR ?= updates
+# The udev rule for /dev/iamt_watchdog (make install).
+UDEV_RULES_DIR ?= /etc/udev/rules.d
 
-.PHONY: all modules install clean rust-analyzer check-kdir \
+.PHONY: all modules install clean rust-analyzer rust-kdir check-kdir \
 	setup kernel vm-test golden host-test check demo bench
 
 all: modules
@@ -54,6 +63,8 @@ all: modules
 modules install clean: check-kdir
 	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) INSTALL_MOD_DIR=$(INSTALL_MOD_DIR) \
 		$(if $(filter install,$@),modules_install,$@)
+	$(if $(filter install,$@),install -D -m 0644 udev/70-iamt-watchdog.rules \
+		$(DESTDIR)$(UDEV_RULES_DIR)/70-iamt-watchdog.rules)
 
 # The kernel's own target does not handle an external module next to an
 # O= build tree in 6.12, so run its generator directly.
@@ -70,7 +81,12 @@ rust-analyzer: check-kdir
 check-kdir:
 	@test -f $(KDIR)/Makefile || { echo "error: KDIR=$(KDIR) is not a kernel build tree: install the kernel headers or pass KDIR=" >&2; exit 1; }
 	@grep -qx 'CONFIG_RUST=y' $(KDIR)/include/config/auto.conf 2>/dev/null || { echo "error: the kernel in $(KDIR) was built without CONFIG_RUST=y: mei_wdt needs a Rust-enabled kernel" >&2; exit 1; }
-	@test -f $(KDIR)/rust/libkernel.rmeta || { echo "error: $(KDIR) lacks the kernel's Rust build output (rust/libkernel.rmeta): build the kernel there, or use headers that ship it" >&2; exit 1; }
+	@test -f $(KDIR)/rust/libkernel.rmeta || { echo "error: $(KDIR) lacks the kernel's Rust build output (rust/libkernel.rmeta): for distribution headers run 'make rust-kdir' and build with the KDIR it prints" >&2; exit 1; }
+	@kernel_rustc=$$(sed -n 's/^CONFIG_RUSTC_VERSION_TEXT="*\([^"]*\)"*$$/\1/p' $(KDIR)/include/config/auto.conf); \
+	test "$$(rustc --version)" = "$$kernel_rustc" || { echo "error: rustc is '$$(rustc --version)' but the kernel in $(KDIR) was built by '$$kernel_rustc': use that rustc" >&2; exit 1; }
+
+rust-kdir:
+	@scripts/rust-kdir.sh $(or $(HEADERS),$(KDIR)) $(KSRC)
 
 setup:
 	@scripts/setup.sh

@@ -10,13 +10,14 @@ bindgen=$1 header=$2 out=$3 kernel_bindings=$4
 shift 4
 # Only complete types: forward declarations there (`_unused: [u8; 0]`, or
 # `_address: u8` for a type bindgen did not see the body of) get their full
-# definition here.
-blocklist=$(awk '
+# definition here. The kernel's file is rustfmt's output if rustfmt was
+# there when the kernel was built, else one line: split it into one item
+# per line first.
+blocklist=$(tr '\n' ' ' <"$kernel_bindings" | sed -e 's/  */ /g' -e 's/pub \(struct\|union\|type\) /\n&/g' | awk '
 	/^pub (struct|union|type) / { name = $3; sub(/[^A-Za-z0-9_].*/, "", name) }
 	/^pub type / { print "^" name "$"; next }
-	/^pub (struct|union) / { pending = name; next }
-	pending != "" { if ($0 !~ /_unused: \[u8; 0\]|_address: u8/) print "^" pending "$"; pending = "" }
-' "$kernel_bindings")
+	/^pub (struct|union) [A-Za-z0-9_]+ *(<[^>]*>)? *\{ *(pub )?_(unused|address) *:/ { next }
+	/^pub (struct|union) / { print "^" name "$" }')
 # Generated here all the same: the client id's GUID, which must be `Copy`
 # (7.3's id tables copy ids), and bindgen derives that only for types it
 # generates.

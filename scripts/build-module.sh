@@ -27,5 +27,8 @@ rsync -rl --checksum --delete --prune-empty-dirs \
 	--include '/qemu/mestub/*.h' --include '/qemu/mestub/bindgen_parameters' \
 	--exclude '*' "$TOPDIR/" "$tree/" >&2
 [ -z "${REBUILD:-}" ] || touch "$tree/$dir"/*.rs
-make -C "$kdir" M="$tree/$dir" LLVM=1 -j"$(nproc)" "$@" modules >&2
+# LLVM=1 for a kernel built with clang (the test kernels; Debian's is gcc's).
+llvm=()
+grep -qx 'CONFIG_CC_IS_CLANG=y' "$kdir/include/config/auto.conf" && llvm=(LLVM=1)
+make -C "$kdir" M="$tree/$dir" "${llvm[@]}" -j"$(nproc)" "$@" modules >&2
 ls "$tree/$dir"/*.ko

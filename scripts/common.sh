@@ -5,6 +5,9 @@
 # The kernel line the systemd VM runs on: its release kernel has what
 # systemd needs (qemu/kconfig/systemd.config).
 SYSTEMD_LINE=7.3
+# Debian 13's Rust-enabled backports kernel (its ABI name): the distribution
+# kernel the Debian suite boots and builds against.
+DEBIAN_KERNEL=7.3.4+deb13-amd64
 # Every cache lives outside the checkout, keyed by what it depends on.
 CACHE_DIR=${MEI_WDT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mei-wdt-rs}
 TOPDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -70,6 +73,19 @@ cargo_target_dir() {
 # (c: the kernel's own mei_wdt.ko; rust: this project's) for KDIR, and set
 # $stub and $drv to their paths.
 build_modules() {
+	if [ -f "$2/base-modules" ]; then
+		# Debian's kernel (scripts/debian-kernel.sh): both are built in
+		# the Debian 13 environment.
+		local built
+		built=$("$TOPDIR/scripts/debian-kernel.sh" modules) || die "building the modules for Debian's kernel failed"
+		stub=$(sed -n 1p <<<"$built")
+		case "$1" in
+		c) drv=$2/drivers/watchdog/mei_wdt.ko ;;
+		rust) drv=$(sed -n 2p <<<"$built") ;;
+		*) die "DRIVER must be c or rust" ;;
+		esac
+		return
+	fi
 	stub=$("$TOPDIR/scripts/build-module.sh" "$2" qemu/mestub)
 	case "$1" in
 	c) drv=$2/drivers/watchdog/mei_wdt.ko ;;

@@ -11,6 +11,8 @@
 #   /bin/watchdog-test         the kernel's watchdog selftest, static
 #   /usr/bin/wdctl             util-linux, with its libraries and ld.so
 #   /lib/modules/<release>/extra/MODULE.ko, modules.dep
+#   /lib/modules/<release>/preload  modules /init loads first, if KDIR has
+#                              a base-modules list (Debian's kernel)
 # Intermediate products live in $CACHE_DIR/guest and the checkout's cargo
 # target dir (cargo_target_dir guest).
 set -euo pipefail
@@ -89,6 +91,11 @@ while read -r lib; do
 done < <(ldd "$wdctl" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
 
 stage_modules "$stage" "$kdir" "$@"
+# A kernel with the MEI and watchdog cores as modules (Debian's): /init
+# loads them first, in this order.
+if [ -f "$kdir/base-modules" ]; then
+	xargs -n1 basename <"$kdir/base-modules" >"$stage/lib/modules/$release/preload"
+fi
 
 # gen_init_cpio writes root-owned entries and the console node without
 # needing root here; fixed timestamps keep the archive reproducible.

@@ -4,6 +4,7 @@
 #   kernel.sh build [LINE-]FLAVOR   build if not cached, print the build dir
 #   kernel.sh dir [LINE-]FLAVOR     print the build dir, fail if not built
 #   kernel.sh lines                 print the supported lines
+#   kernel.sh source LINE-FLAVOR    unpack the line's source if needed, print it
 #
 # LINE is 6.12 (the default, so "release" is "6.12-release") or 7.3;
 # FLAVOR is release (the scenarios, the benchmark and, on SYSTEMD_LINE,
@@ -146,6 +147,7 @@ stage() {
 
 case "$cmd" in
 lines) echo "${LINES[*]}" ;;
+source) source_dir ;;
 dir)
 	use_llvm "$llvm"
 	out=$(build_dir)
@@ -188,5 +190,5 @@ build)
 	echo "kernel: $line-$flavor built in $((SECONDS - start)) s" >&2
 	echo "$out"
 	;;
-*) die "usage: kernel.sh build|dir [LINE-]FLAVOR, or kernel.sh lines" ;;
+*) die "usage: kernel.sh build|dir|source [LINE-]FLAVOR, or kernel.sh lines" ;;
 esac

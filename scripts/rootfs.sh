@@ -9,7 +9,7 @@
 # covers what the build does (this script's build functions and settings:
 # suite, mirror, package list, masked units), not the per-run part.
 #   root/          debootstrap --variant=minbase of bookworm with systemd-sysv,
-#                  util-linux, kmod and busybox, set up to boot without udev,
+#                  udev, util-linux, kmod and busybox, set up to boot without
 #                  D-Bus or an fstab (root=/dev/vda rw on the command line)
 #   rootfs.ext4    an ext4 image of root/ (mkfs.ext4 -d: no mounts needed)
 #
@@ -22,16 +22,16 @@
 #                                                   in sysinit.target, check
 #                                                   in multi-user.target)
 #     /usr/local/lib/mei-wdt/*.sh                   what the units run
+#     /etc/udev/rules.d/70-iamt-watchdog.rules      the project's rule
 #     /usr/lib/systemd/system-shutdown/mei-wdt-final  the power-off check
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 SUITE=bookworm
 MIRROR=${MEI_WDT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-PACKAGES=systemd-sysv,util-linux,kmod,busybox
-# Without udev no device unit ever appears, so gettys (which bind to their
-# tty's device unit) would wait 90 s; logind needs D-Bus; the timers would
-# only add noise to a short run.
+PACKAGES=systemd-sysv,udev,util-linux,kmod,busybox
+# No getty: nobody logs in (the checks report on ttyS1); logind needs
+# D-Bus; the timers would only add noise to a short run.
 MASK=(getty.target systemd-logind.service apt-daily.timer apt-daily-upgrade.timer
 	dpkg-db-backup.timer e2scrub_all.timer fstrim.timer)
 
@@ -134,6 +134,7 @@ image() {
 	install -D -m 0644 "$src/lib.sh" "$stage/usr/local/lib/mei-wdt/lib.sh"
 	install -m 0755 "$src"/{setup,poll,check}.sh "$stage/usr/local/lib/mei-wdt/"
 	install -D -m 0755 "$src/final.sh" "$stage/usr/lib/systemd/system-shutdown/mei-wdt-final"
+	install -D -m 0644 "$TOPDIR/udev/70-iamt-watchdog.rules" "$stage/etc/udev/rules.d/70-iamt-watchdog.rules"
 
 	# debugfs: mkdir fails harmlessly on directories the image has; any
 	# other error fails the image.

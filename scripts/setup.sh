@@ -57,4 +57,11 @@ if ! { command -v bindgen >/dev/null 2>&1 &&
 fi
 # The 7.3 line's source, from Debian 13 (cached; no apt source is changed).
 scripts/debian-pkg.sh download linux-source-7.3 >/dev/null
+# Debian 13's own kernel, its modules and the Debian 13 build environment
+# (toolchain, headers, source, dkms), for the Debian suite.
+debian_kernel=$(sed -n 's/^DEBIAN_KERNEL=//p' scripts/common.sh)
+for p in "linux-binary-$debian_kernel" "linux-modules-$debian_kernel"; do
+	scripts/debian-pkg.sh download "$p" >/dev/null
+done
+scripts/debian-env.sh build >/dev/null
 echo "setup: ok"

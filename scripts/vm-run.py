@@ -61,6 +61,11 @@ import sys
 import time
 from pathlib import Path
 
+# QEMU edu devices: the ME stub's PCI parents (bus-fixup's watchdog fixup
+# casts the MEI device's parent to a pci_dev). No scenario has more than
+# two stub devices at once.
+STUB_PARENTS = 4
+
 # Kernel log lines that fail a run.
 KERNEL_LOG_PATTERNS = [
     r"WARNING:",
@@ -465,6 +470,8 @@ def qemu_command(args, console, results):
         "-no-reboot",
         "-kernel", args.kernel,
         *boot,
+        # The ME stub's PCI parents, one per stub device at once.
+        *["-device", "edu"] * STUB_PARENTS,
         "-append", " ".join(append),
         "-serial", f"file:{console}",
         "-serial", f"file:{results}",

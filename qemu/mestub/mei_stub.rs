@@ -2,14 +2,19 @@
 
 //! Stubbed Intel ME device for testing MEI client drivers in a VM.
 //!
-//! Each stub device is a `struct mei_device` on a platform-device parent with
-//! its own `struct mei_hw_ops` (modelled on `platform-vsc.c`): host writes go
+//! Each stub device is a `struct mei_device` with its own `struct mei_hw_ops`
+//! (modelled on `platform-vsc.c`) on a PCI device as parent: host writes go
 //! to the firmware model in `fw.rs`, and a work item plays the interrupt
 //! thread (as the reverted `hw-virtio.c` did), feeding the model's messages
 //! to the MEI core's read, write and completion handlers.
 //!
+//! The parents are QEMU's `edu` PCI devices (`-device edu`), which the stub's
+//! PCI driver binds: with `CONFIG_INTEL_MEI_ME`, as on every distribution
+//! kernel, the MEI bus's watchdog fixup casts the parent to a `pci_dev`.
+//!
 //! Controls live in debugfs under `mei_stub/`: `add` and `remove` create and
-//! destroy devices; each `me<N>/` has `config`, `ctl`, `trace` and `timer`.
+//! destroy devices; each `me<N>/` has `config`, `ctl`, `trace`, `timer`,
+//! `idle` and `parent`.
 //!
 //! When the system goes down, after every other reboot notifier (the
 //! watchdog core stops running watchdogs in one), the stub prints each
@@ -25,7 +30,7 @@ use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use kernel::error::to_result;
 use kernel::ffi::{c_int, c_ulong, c_void};
 use kernel::prelude::*;
-use kernel::str::CString;
+use kernel::str::{CStr, CString};
 use kernel::sync::Mutex;
 use kernel::types::Opaque;
 use kernel::uaccess::UserSliceReader;
@@ -162,8 +167,22 @@ macro_rules! store {
 
 /// Host buffer depth in 4-byte slots.
 const HBUF_DEPTH: u32 = 128;
-/// Most stub devices at once.
-const MAX_DEVICES: usize = 16;
+/// QEMU's `edu` device, the stub devices' PCI parent.
+const EDU_VENDOR: u32 = 0x1234;
+const EDU_DEVICE: u32 = 0x11e8;
+
+/// The PCI ids the stub's driver binds: the `edu` device, then the
+/// all-zero end of the table.
+static PARENT_IDS: [bindings::pci_device_id; 2] = {
+    // SAFETY: `pci_device_id` holds only integers, for which zero is valid;
+    // an all-zero entry ends the table.
+    let mut ids: [bindings::pci_device_id; 2] = unsafe { core::mem::zeroed() };
+    ids[0].vendor = EDU_VENDOR;
+    ids[0].device = EDU_DEVICE;
+    ids[0].subvendor = !0;
+    ids[0].subdevice = !0;
+    ids
+};
 
 /// The C key of a lockdep class.
 #[cfg(kernel_line = "6.12")]
@@ -209,7 +228,8 @@ struct Stub {
     hw_ready: AtomicBool,
     host_ready: AtomicBool,
     mei: Raw<mei_device>,
-    pdev: Raw<bindings::platform_device>,
+    /// The PCI parent, claimed from the registry for the stub's lifetime.
+    parent: Raw<bindings::pci_dev>,
     /// The device's debugfs directory and files, removed first on drop.
     dir: Option<Pin<KBox<debugfs::Scope<Ptr<Stub>>>>>,
 }
@@ -241,6 +261,7 @@ impl Stub {
     /// [`Firmware`]).
     fn new(
         index: u32,
+        parent: Raw<bindings::pci_dev>,
         config: fw::Config,
         trace: KVec<Option<fw::Record>>,
     ) -> impl PinInit<Self, Error> {
@@ -277,7 +298,7 @@ impl Stub {
             hw_ready: AtomicBool::new(false),
             host_ready: AtomicBool::new(false),
             mei: Raw(null_mut()),
-            pdev: Raw(null_mut()),
+            parent,
             dir: None,
         })
     }
@@ -376,27 +397,12 @@ impl Stub {
         self.schedule_next();
     }
 
-    /// Creates the platform device and the `mei_device` and starts the MEI
-    /// core on them.
+    /// Creates the `mei_device` on the stub's PCI parent and starts the MEI
+    /// core on it.
     fn start(self: Pin<&mut Self>) -> Result {
         // SAFETY: we never move out of the pinned stub; only plain fields
         // are written.
         let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: the name is a static C string; the id is unique.
-        let pdev = unsafe {
-            bindings::platform_device_alloc(c_str!("mei_stub").as_char_ptr(), this.index as c_int)
-        };
-        if pdev.is_null() {
-            return Err(ENOMEM);
-        }
-        // SAFETY: `pdev` was just allocated.
-        let ret = unsafe { bindings::platform_device_add(pdev) };
-        if ret != 0 {
-            // SAFETY: `pdev` was allocated and not added.
-            unsafe { bindings::platform_device_put(pdev) };
-            return Err(Error::from_errno(ret));
-        }
-        this.pdev = Raw(pdev);
         let size = core::mem::size_of::<mei_device>() + core::mem::size_of::<*const Stub>();
         // SAFETY: plain allocation; freed in `stop`.
         let mei = unsafe {
@@ -404,19 +410,18 @@ impl Stub {
         }
         .cast::<mei_device>();
         if mei.is_null() {
-            // SAFETY: `pdev` was added above.
-            unsafe { bindings::platform_device_unregister(pdev) };
-            this.pdev = Raw(null_mut());
             return Err(ENOMEM);
         }
         this.mei = Raw(mei);
         // SAFETY: `mei` is a zeroed allocation with room for the `hw` area,
-        // which holds this pinned stub's address for the hw ops; `pdev` is a
-        // registered device that outlives the `mei_device`.
+        // which holds this pinned stub's address for the hw ops; the parent
+        // is a PCI device bound to the stub's driver, of which the stub
+        // holds a reference, and whose unbinding removes the stub devices
+        // on it first (`parent_remove`).
         unsafe {
             let hw = mei.cast::<u8>().add(offset_of!(mei_device, hw));
             hw.cast::<*const Stub>().write(core::ptr::from_ref(this));
-            let parent = addr_of_mut!((*pdev).dev);
+            let parent = addr_of_mut!((*this.parent.0).dev);
             bindings::mei_device_init(mei, parent, false, &HW_OPS);
             // 7.3 made the kind an enum, whose zero is the plain ME.
             #[cfg(kernel_line = "6.12")]
@@ -493,12 +498,6 @@ impl Stub {
             }
             self.mei = Raw(null_mut());
         }
-        if !self.pdev.0.is_null() {
-            // SAFETY: the platform device was added in `start`, and the
-            // `mei_device` that used it as parent is gone.
-            unsafe { bindings::platform_device_unregister(self.pdev.0) };
-            self.pdev = Raw(null_mut());
-        }
     }
 }
 
@@ -515,14 +514,81 @@ impl PinnedDrop for Stub {
     }
 }
 
-/// Probe of the stub's platform driver: the MEI device is set up by
-/// [`Stub::start`] once the platform device is bound.
+/// Returns the registry whose PCI driver `pdev` is bound to.
 ///
 /// # Safety
 ///
-/// Called by the driver core with a valid platform device.
-unsafe extern "C" fn pdev_probe(_pdev: *mut bindings::platform_device) -> c_int {
-    0
+/// `pdev` must be bound (or being bound) to the `pdrv` of a live [`Registry`].
+unsafe fn registry_of<'a>(pdev: *mut bindings::pci_dev) -> &'a Registry {
+    // SAFETY: the driver core sets the device's `driver` to the one being
+    // bound before the probe and clears it after the remove, and that is
+    // the `driver` member of the registry's `pdrv`; stepping back by both
+    // members' offsets gives the registry (`Opaque` is transparent).
+    unsafe {
+        &*(*pdev)
+            .dev
+            .driver
+            .cast::<u8>()
+            .sub(offset_of!(Registry, pdrv) + offset_of!(bindings::pci_driver, driver))
+            .cast::<Registry>()
+    }
+}
+
+/// Probe of the stub's PCI driver: an `edu` device becomes a parent that
+/// [`Registry::add`] can give a stub device.
+///
+/// # Safety
+///
+/// Called by the PCI core with a device it binds to the registry's driver.
+unsafe extern "C" fn parent_probe(
+    pdev: *mut bindings::pci_dev,
+    _id: *const bindings::pci_device_id,
+) -> c_int {
+    // SAFETY: `pdev` is a valid PCI device (the function's contract).
+    let (vendor, device) = unsafe { ((*pdev).vendor, (*pdev).device) };
+    // Anything else bound by hand (`new_id`, `driver_override`) is refused.
+    if u32::from(vendor) != EDU_VENDOR || u32::from(device) != EDU_DEVICE {
+        return ENODEV.to_errno();
+    }
+    // SAFETY: per the function's contract.
+    let reg = unsafe { registry_of(pdev) };
+    let mut parents = reg.parents.lock();
+    if let Some(slot) = parents.iter_mut().find(|p| p.pdev.0.is_null()) {
+        *slot = Parent {
+            pdev: Raw(pdev),
+            in_use: false,
+        };
+        return 0;
+    }
+    let parent = Parent {
+        pdev: Raw(pdev),
+        in_use: false,
+    };
+    match parents.push(parent, GFP_KERNEL) {
+        Ok(()) => 0,
+        Err(_) => ENOMEM.to_errno(),
+    }
+}
+
+/// Remove of the stub's PCI driver, at its unregistration or when the
+/// device goes (sysfs `remove`): the stub devices on it go first.
+///
+/// # Safety
+///
+/// Called by the PCI core with a device bound to the registry's driver.
+unsafe extern "C" fn parent_remove(pdev: *mut bindings::pci_dev) {
+    // SAFETY: per the function's contract.
+    let reg = unsafe { registry_of(pdev) };
+    reg.remove_on_parent(pdev);
+    let mut parents = reg.parents.lock();
+    if let Some(parent) = parents.iter_mut().find(|p| p.pdev.0 == pdev) {
+        // The slot stays, empty (a vector of 6.12 cannot remove one), for
+        // the next device bound.
+        *parent = Parent {
+            pdev: Raw(null_mut()),
+            in_use: false,
+        };
+    }
 }
 
 /// Work function of [`Stub::service`].
@@ -847,6 +913,16 @@ fn show_idle(stub: &Stub, w: &mut dyn Write) -> core::fmt::Result {
     writeln!(w)
 }
 
+/// What the `parent` file shows: the PCI parent's name (the MEI core logs
+/// on it).
+fn show_parent(stub: &Stub, w: &mut dyn Write) -> core::fmt::Result {
+    // SAFETY: the stub holds a reference to its parent from
+    // `Registry::claim_parent` until it is gone, and a PCI device's
+    // kobject name, set when it was scanned, lives as long as the device.
+    let name = unsafe { CStr::from_char_ptr((*stub.parent.0).dev.kobj.name) };
+    writeln!(w, "{}", name.to_str().map_err(|_| core::fmt::Error)?)
+}
+
 /// What the `timer` file shows.
 fn show_timer(stub: &Stub, w: &mut dyn Write) -> core::fmt::Result {
     stub.fw.lock().write_timer(w)
@@ -975,10 +1051,13 @@ fn store_fillers(reg: &Registry, text: &str) -> Result {
 struct Registry {
     #[pin]
     devices: Mutex<KVec<Option<Pin<KBox<Stub>>>>>,
-    /// The MEI core takes the module owner from the parent's driver, so
-    /// the platform devices get one.
+    /// The PCI devices the driver `pdrv` bound: the stub devices' parents.
     #[pin]
-    pdrv: Opaque<bindings::platform_driver>,
+    parents: Mutex<KVec<Parent>>,
+    /// The parents' driver (the MEI core also takes the module owner from
+    /// the parent's driver).
+    #[pin]
+    pdrv: Opaque<bindings::pci_driver>,
     /// Filler watchdogs (`watchdogs`).
     #[pin]
     fillers: Mutex<KVec<Option<Filler>>>,
@@ -987,11 +1066,19 @@ struct Registry {
     reboot_nb: Opaque<bindings::notifier_block>,
 }
 
-// SAFETY: the platform driver is only passed to the driver core, which
+// SAFETY: the PCI driver is only passed to the driver core, which
 // serializes access; everything else is `Send`/`Sync` or immutable.
 unsafe impl Send for Registry {}
 // SAFETY: as above.
 unsafe impl Sync for Registry {}
+
+/// A PCI device bound to the stub's driver.
+struct Parent {
+    /// Null once the device is unbound.
+    pdev: Raw<bindings::pci_dev>,
+    /// A stub device is on it.
+    in_use: bool,
+}
 
 /// Collects what is written to it into lines and prints each one as
 /// `me<N> reboot trace: <line>`.
@@ -1057,16 +1144,81 @@ unsafe extern "C" fn reboot_notify(
 static ROOT: debugfs::ModuleDir = debugfs::ModuleDir::new();
 
 impl Registry {
+    /// Takes a free PCI parent for a stub device, with a reference that
+    /// [`Registry::release_parent`] drops.
+    fn claim_parent(&self) -> Result<Raw<bindings::pci_dev>> {
+        let mut parents = self.parents.lock();
+        let Some(parent) = parents
+            .iter_mut()
+            .find(|p| !p.in_use && !p.pdev.0.is_null())
+        else {
+            pr_err!(
+                "no free PCI parent: every stub device needs a QEMU edu device (-device edu)\n"
+            );
+            return Err(ENOSPC);
+        };
+        parent.in_use = true;
+        // SAFETY: a listed device is bound to the stub's driver, so alive;
+        // the reference keeps it so while a stub device holds it.
+        Ok(Raw(unsafe { bindings::pci_dev_get(parent.pdev.0) }))
+    }
+
+    /// Gives back a parent whose stub device is gone, and its reference.
+    fn release_parent(&self, pdev: *mut bindings::pci_dev) {
+        let mut parents = self.parents.lock();
+        if let Some(parent) = parents.iter_mut().find(|p| p.pdev.0 == pdev) {
+            parent.in_use = false;
+        }
+        drop(parents);
+        // SAFETY: the reference taken by `claim_parent`.
+        unsafe { bindings::pci_dev_put(pdev) };
+    }
+
+    /// Removes every stub device on `pdev`, a parent being unbound.
+    fn remove_on_parent(&self, pdev: *mut bindings::pci_dev) {
+        let mut devices = self.devices.lock();
+        for slot in devices.as_mut_slice() {
+            if slot.as_ref().is_some_and(|stub| stub.parent.0 == pdev) {
+                pr_warn!("a parent PCI device goes: its stub device goes first\n");
+                drop(slot.take());
+                self.release_parent(pdev);
+            }
+        }
+    }
+
     /// Creates and starts device `me<N>` with `config`.
     fn add(&self, config: fw::Config) -> Result {
         let mut devices = self.devices.lock();
-        if devices.iter().flatten().count() >= MAX_DEVICES {
-            return Err(ENOSPC);
-        }
         let index = devices.len() as u32;
         let trace = KVec::from_elem(None, fw::TRACE_LEN, GFP_KERNEL)?;
-        let mut stub = KBox::pin_init(Stub::new(index, config, trace), GFP_KERNEL)?;
-        stub.as_mut().start()?;
+        let parent = self.claim_parent()?;
+        let pdev = parent.0;
+        let mut stub = match KBox::pin_init(Stub::new(index, parent, config, trace), GFP_KERNEL) {
+            Ok(stub) => stub,
+            Err(e) => {
+                self.release_parent(pdev);
+                return Err(e);
+            }
+        };
+        if let Err(e) = stub.as_mut().start() {
+            drop(stub);
+            self.release_parent(pdev);
+            return Err(e);
+        }
+        let published = Self::publish(&mut devices, stub, index);
+        if published.is_err() {
+            self.release_parent(pdev);
+        }
+        published
+    }
+
+    /// Gives a started stub its debugfs files and lists it (on failure it
+    /// is dropped, stopping its device).
+    fn publish(
+        devices: &mut KVec<Option<Pin<KBox<Stub>>>>,
+        mut stub: Pin<KBox<Stub>>,
+        index: u32,
+    ) -> Result {
         let name = CString::try_from_fmt(format_args!("me{index}"))?;
         let root = ROOT.get().ok_or(ENODEV)?;
         // SAFETY: the stub is pinned, and its drop removes the directory
@@ -1084,6 +1236,7 @@ impl Registry {
                 dir.read_callback_file(c_str!("trace"), p, show!(show_trace));
                 dir.read_callback_file(c_str!("timer"), p, show!(show_timer));
                 dir.read_callback_file(c_str!("idle"), p, show!(show_idle));
+                dir.read_callback_file(c_str!("parent"), p, show!(show_parent));
             }),
             GFP_KERNEL,
         )?;
@@ -1101,7 +1254,9 @@ impl Registry {
                 .and_then(Option::take)
                 .ok_or(ENOENT)?
         };
+        let pdev = stub.parent.0;
         drop(stub);
+        self.release_parent(pdev);
         Ok(())
     }
 }
@@ -1151,13 +1306,19 @@ impl kernel::Module for MeiStubModule {
         let registry = KBox::pin_init(
             pin_init!(Registry {
                 devices <- new_mutex!(KVec::new()),
-                // SAFETY: a zeroed driver with a name and a probe is valid;
-                // it is registered below, once pinned.
+                parents <- new_mutex!(KVec::new()),
+                // SAFETY: a zeroed driver with a name, an id table, a probe
+                // and a remove is valid; it is registered below, once pinned.
                 pdrv <- unsafe {
-                    Opaque::ffi_init(|slot: *mut bindings::platform_driver| {
+                    Opaque::ffi_init(|slot: *mut bindings::pci_driver| {
                         core::ptr::write_bytes(slot, 0, 1);
-                        (*slot).probe = Some(pdev_probe);
-                        (*slot).driver.name = c_str!("mei_stub").as_char_ptr();
+                        (*slot).name = c_str!("mei_stub").as_char_ptr();
+                        (*slot).id_table = PARENT_IDS.as_ptr();
+                        (*slot).probe = Some(parent_probe);
+                        (*slot).remove = Some(parent_remove);
+                        // A parent leaves only with the driver, after the
+                        // stub devices on it.
+                        (*slot).driver.suppress_bind_attrs = true;
                     })
                 },
                 fillers <- new_mutex!(KVec::new()),
@@ -1185,20 +1346,24 @@ impl kernel::Module for MeiStubModule {
         };
         // SAFETY: the driver is pinned in the registry and unregistered in
         // `drop` before the registry is freed.
-        to_result(unsafe {
-            bindings::__platform_driver_register(
+        let err = unsafe {
+            bindings::__pci_register_driver(
                 registry.pdrv.get(),
                 module.as_ptr(),
-                #[cfg(not(kernel_line = "6.12"))]
                 c_str!("mei_stub").as_char_ptr(),
             )
-        })?;
+        };
+        if let Err(e) = to_result(err) {
+            drop(root_files);
+            ROOT.remove();
+            return Err(e);
+        }
         // SAFETY: the block is pinned in the registry and unregistered in
         // `drop` before the registry is freed.
         let err = unsafe { bindings::register_reboot_notifier(registry.reboot_nb.get()) };
         if let Err(e) = to_result(err) {
             // SAFETY: registered just above; no device exists yet.
-            unsafe { bindings::platform_driver_unregister(registry.pdrv.get()) };
+            unsafe { bindings::pci_unregister_driver(registry.pdrv.get()) };
             drop(root_files);
             ROOT.remove();
             return Err(e);
@@ -1246,11 +1411,15 @@ impl Drop for MeiStubModule {
         }
         let mut devices = self.registry.devices.lock();
         for slot in devices.as_mut_slice() {
-            drop(slot.take());
+            if let Some(stub) = slot.take() {
+                let pdev = stub.parent.0;
+                drop(stub);
+                self.registry.release_parent(pdev);
+            }
         }
         drop(devices);
         ROOT.remove();
         // SAFETY: registered in `init`; its devices are gone.
-        unsafe { bindings::platform_driver_unregister(self.registry.pdrv.get()) };
+        unsafe { bindings::pci_unregister_driver(self.registry.pdrv.get()) };
     }
 }

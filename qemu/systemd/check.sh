@@ -3,8 +3,9 @@
 # PID 1, took the iamt_wdt watchdog and keeps it alive, report to the host,
 # then power off. Checks:
 #   systemd_watchdog_device  PID 1 logged "Using hardware watchdog 'iamt_wdt',
-#                            version 2, device /dev/iamt_wdt" and set the
-#                            120 s timeout; the link is the iamt_wdt device
+#                            version 2, device /dev/iamt_watchdog" and set
+#                            the 120 s timeout; udev's link is the iamt_wdt
+#                            device
 #   systemd_keepalive        the firmware saw start-request timeout=120
 #                            when PID 1 opened the device (two: the
 #                            WDIOC_SETTIMEOUT ping and systemd's first
@@ -35,20 +36,20 @@ say "LOG boot: kernel start to PID 1 $(secs "$pid1") s, to multi-user.target $(s
 
 # --- systemd_watchdog_device
 journal=$(journalctl -b -q --no-pager -o short-monotonic)
-want="Using hardware watchdog 'iamt_wdt', version 2, device /dev/iamt_wdt"
-dev=$(readlink /dev/iamt_wdt)
+want="Using hardware watchdog 'iamt_wdt', version 2, device /dev/iamt_watchdog"
+dev=$(readlink /dev/iamt_watchdog)
 ident=$(cat "/sys/class/watchdog/${dev##*/}/identity" 2>/dev/null)
 running=$(grep -F "Watchdog running with a hardware timeout of" <<<"$journal" | head -1)
 if ! grep -qF "$want" <<<"$journal"; then
 	got=$(grep -i -m1 "hardware watchdog" <<<"$journal")
 	result systemd_watchdog_device 0 "no \"$want\" in the journal${got:+; got: $got}"
 elif [ "$ident" != iamt_wdt ]; then
-	result systemd_watchdog_device 0 "/dev/iamt_wdt -> $dev has identity '$ident'"
+	result systemd_watchdog_device 0 "/dev/iamt_watchdog -> $dev has identity '$ident'"
 elif ! grep -q "hardware timeout of 2min\.$" <<<"$running"; then
 	result systemd_watchdog_device 0 "timeout not set to 2min: ${running:-no \"Watchdog running\" message}"
 else
 	result systemd_watchdog_device 1
-	say "LOG /dev/iamt_wdt is $dev; PID 1: ${running#*systemd\[1\]: }"
+	say "LOG /dev/iamt_watchdog is $dev; PID 1: ${running#*systemd\[1\]: }"
 fi
 
 # --- systemd_keepalive

@@ -3,8 +3,8 @@
 # stubbed ME with the AMT watchdog client (protocol version 2; its firmware
 # clock runs at meiwdt.ms_per_fw_second= from the kernel command line), load
 # the driver under test (mei_wdt: the C or the Rust one, whichever the image
-# holds) and point /dev/iamt_wdt at the watchdog device whose identity is
-# iamt_wdt, for PID 1 (WatchdogDevice= in system.conf.d/watchdog.conf).
+# holds) and wait for udev's /dev/iamt_watchdog (the project's rule), which
+# PID 1 uses (WatchdogDevice= in system.conf.d/watchdog.conf).
 set -eu
 # shellcheck source=qemu/systemd/lib.sh
 source /usr/local/lib/mei-wdt/lib.sh
@@ -18,16 +18,14 @@ echo "wd=1 version=2 ms_per_fw_second=$scale $extra" >"$STUB/add"
 modprobe mei_wdt
 
 # The driver registers the watchdog from a work item once the firmware has
-# answered its probe ping: wait for it (10 s at most).
+# answered its probe ping, and udev then makes the link: wait for it (10 s
+# at most).
 for _ in $(seq 100); do
-	for d in /sys/class/watchdog/watchdog*; do
-		[ "$(cat "$d/identity" 2>/dev/null)" = iamt_wdt ] || continue
-		[ -c "/dev/${d##*/}" ] || continue
-		ln -sfn "/dev/${d##*/}" /dev/iamt_wdt
-		echo "mei-wdt-setup: iamt_wdt is /dev/${d##*/} (firmware clock ${scale} ms/s)"
+	if [ -c /dev/iamt_watchdog ]; then
+		echo "mei-wdt-setup: /dev/iamt_watchdog is $(readlink /dev/iamt_watchdog) (firmware clock ${scale} ms/s)"
 		exit 0
-	done
+	fi
 	sleep 0.1
 done
-echo "mei-wdt-setup: no watchdog device with identity iamt_wdt" >&2
+echo "mei-wdt-setup: udev made no /dev/iamt_watchdog" >&2
 exit 1

@@ -345,6 +345,34 @@ pub fn core_estimates_timeleft() -> bool {
     kernel_line() == Line::V7_3
 }
 
+/// Whether the watchdog core gives every device a pretimeout of its own,
+/// from a timer (`CONFIG_WATCHDOG_HRTIMER_PRETIMEOUT`, on in Debian's
+/// kernel): it then shows a `pretimeout` attribute, adds `WDIOF_PRETIMEOUT`
+/// to the status and accepts `WDIOC_SETPRETIMEOUT`, for both drivers. The
+/// host says so on the command line (`meiwdt.hrtimer_pretimeout=1`).
+pub fn core_emulates_pretimeout() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        std::fs::read_to_string("/proc/cmdline")
+            .unwrap_or_default()
+            .split_whitespace()
+            .any(|a| a == "meiwdt.hrtimer_pretimeout=1")
+    })
+}
+
+/// `WDIOF_PRETIMEOUT`, which the watchdog core adds to every status when it
+/// emulates pretimeouts ([`core_emulates_pretimeout`]).
+pub const WDIOF_PRETIMEOUT: u32 = 0x0200;
+
+/// The status bits the watchdog core adds of its own accord.
+pub fn core_status_bits() -> u32 {
+    if core_emulates_pretimeout() {
+        WDIOF_PRETIMEOUT
+    } else {
+        0
+    }
+}
+
 /// What watchdog-test -L (`WDIOC_GETTIMELEFT`) prints (see
 /// [`core_estimates_timeleft`]).
 pub fn gettimeleft_output() -> &'static str {
@@ -364,14 +392,19 @@ pub fn mei_connect_refused_logs() -> &'static [&'static str] {
     }
 }
 
-/// The device the MEI core logs with for stub device `index`: its parent
-/// on 6.12, its own class device (`mei<minor>`) on 7.3.
+/// The device the MEI core logs with for stub device `index`: its PCI
+/// parent on 6.12 (driver `mei_stub`), its own class device
+/// (`mei<minor>`) on 7.3.
 pub fn mei_core_log_device(index: u32) -> String {
-    let parent = format!("mei_stub.{index}");
+    let parent = crate::stub::read_file(
+        &std::path::Path::new(crate::stub::STUB_DIR).join(format!("me{index}/parent")),
+    )
+    .map(|s| s.trim().to_string())
+    .unwrap_or_else(|_| "parent?".into());
     if kernel_line() == Line::V6_12 {
         return format!("mei_stub {parent}");
     }
-    let class = std::fs::read_dir(format!("/sys/bus/platform/devices/{parent}/mei"))
+    let class = std::fs::read_dir(format!("/sys/bus/pci/devices/{parent}/mei"))
         .ok()
         .and_then(|mut d| d.next())
         .and_then(|e| e.ok())

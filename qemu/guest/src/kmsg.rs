@@ -13,13 +13,13 @@ const O_NONBLOCK: i32 = 0o4000;
 /// EPIPE: records were overwritten since the last read; reading goes on.
 const EPIPE: i32 = 32;
 /// Log lines of mei_wdt bound to a device start with the driver name and a
-/// space (`mei_wdt mei_stub.0-<guid>: ...`); module-level ones with a colon.
+/// space (`mei_wdt 0000:00:01.0-<guid>: ...`); module-level ones with a colon.
 const DRIVER_PREFIX: &str = "mei_wdt ";
 
 /// Prefixes of the driver stack under test: mei_wdt's (above); the MEI
-/// core's, which prints on the ME's parent, the stub's platform device
-/// (`mei_stub mei_stub.0: `, the stub's own lines start `mei_stub: `), on
-/// client devices without a driver (`mei mei_stub.0-<guid>: `) and on the
+/// core's, which prints on the ME's parent, a PCI device bound to the stub
+/// (`mei_stub 0000:00:01.0: `, the stub's own lines start `mei_stub: `), on
+/// client devices without a driver (`mei 0000:00:01.0-<guid>: `) and on the
 /// class device (`mei mei0: `); the watchdog core's, `watchdog: ` and on
 /// its devices `watchdog watchdog0: `.
 const STACK_PREFIXES: &[&str] = &[

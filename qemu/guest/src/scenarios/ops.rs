@@ -33,12 +33,22 @@ const SYSFS_ATTRS: &[&str] = &[
     "state",
 ];
 
-/// `attr: value` lines for [`SYSFS_ATTRS`]. Reading `status` clears the
-/// core's keepalive bit, so this is a step of its own in a scenario.
+/// `attr: value` lines for [`SYSFS_ATTRS`], `status` without the bits the
+/// core adds of its own accord ([`expect::core_status_bits`], which it
+/// checks). Reading `status` clears the core's keepalive bit, so this is a
+/// step of its own in a scenario.
 fn sysfs_dump(wd: &Watchdog) -> Result<String, String> {
     let mut out = String::new();
     for attr in SYSFS_ATTRS {
-        out.push_str(&format!("{attr}: {}\n", wd.attr(attr)?));
+        let mut value = wd.attr(attr)?;
+        if *attr == "status" {
+            let bits = u32::from_str_radix(value.trim_start_matches("0x"), 16)
+                .map_err(|_| format!("sysfs status {value:?} is not hex"))?;
+            let core = expect::core_status_bits();
+            check_eq("sysfs status: the core's bits", bits & core, core)?;
+            value = format!("{:#x}", bits & !core);
+        }
+        out.push_str(&format!("{attr}: {value}\n"));
     }
     Ok(out)
 }
@@ -65,10 +75,12 @@ pub fn sysfs_identity(ctx: &mut Ctx) -> Outcome {
         check_eq(&format!("sysfs {attr}"), got, Some(want))?;
     }
     // No get_timeleft and no pretimeout support: the core hides these, but
-    // for 7.3's estimated time left.
-    check(!wd.has_attr("pretimeout"), || {
-        "sysfs pretimeout is visible".into()
-    })?;
+    // for 7.3's estimated time left and a core that emulates pretimeouts.
+    check_eq(
+        "sysfs pretimeout visible",
+        wd.has_attr("pretimeout"),
+        expect::core_emulates_pretimeout(),
+    )?;
     check_eq(
         "sysfs timeleft visible",
         wd.has_attr("timeleft"),
@@ -97,7 +109,7 @@ pub fn sysfs_identity(ctx: &mut Ctx) -> Outcome {
     check_eq(
         "WDIOC_GETSTATUS",
         get(IntIoctl::GetStatus)?,
-        WDIOF_KEEPALIVEPING as i32,
+        (WDIOF_KEEPALIVEPING | expect::core_status_bits()) as i32,
     )?;
     check_eq("WDIOC_GETPRETIMEOUT", get(IntIoctl::GetPretimeout)?, 0)?;
     let timeleft = f.ioctl(IntIoctl::GetTimeleft, 0);
@@ -113,11 +125,26 @@ pub fn sysfs_identity(ctx: &mut Ctx) -> Outcome {
             Some(EOPNOTSUPP),
         )?;
     }
-    check_eq(
-        "WDIOC_SETPRETIMEOUT 10 errno",
-        errno_of(f.ioctl(IntIoctl::SetPretimeout, 10)),
-        Some(EOPNOTSUPP),
-    )?;
+    if expect::core_emulates_pretimeout() {
+        check_eq(
+            "WDIOC_SETPRETIMEOUT 10",
+            f.ioctl(IntIoctl::SetPretimeout, 10)
+                .map_err(|e| e.to_string()),
+            Ok(10),
+        )?;
+        check_eq(
+            "WDIOC_SETPRETIMEOUT 0",
+            f.ioctl(IntIoctl::SetPretimeout, 0)
+                .map_err(|e| e.to_string()),
+            Ok(0),
+        )?;
+    } else {
+        check_eq(
+            "WDIOC_SETPRETIMEOUT 10 errno",
+            errno_of(f.ioctl(IntIoctl::SetPretimeout, 10)),
+            Some(EOPNOTSUPP),
+        )?;
+    }
     ctx.trace_section("sysfs while open", &sysfs_dump(&wd)?);
     drop(f);
     check_eq(

@@ -16,13 +16,25 @@ const WDCTL: &str = "/usr/bin/wdctl";
 const WATCHDOG_TEST: &str = "/bin/watchdog-test";
 
 /// `text` without its lines about the time left, which the watchdog core
-/// reports on 7.3 only ([`expect::core_estimates_timeleft`], checked
-/// apart), so that one golden trace serves both lines.
-fn without_timeleft(text: &str) -> String {
+/// reports on 7.3 only ([`expect::core_estimates_timeleft`]), and about
+/// pretimeouts, which it gives every device where it emulates them
+/// ([`expect::core_emulates_pretimeout`]): both are checked apart, so that
+/// one golden trace serves every kernel.
+fn without_core_features(text: &str) -> String {
     text.lines()
         .filter(|l| !l.starts_with("Timeleft:") && !l.contains("WDIOC_GETTIMELEFT"))
+        .filter(|l| !l.to_ascii_lowercase().contains("pretimeout"))
         .map(|l| format!("{l}\n"))
         .collect()
+}
+
+/// Whether wdctl's flag table has a PRETIMEOUT row as the core has it.
+fn check_wdctl_pretimeout(stdout: &str) -> Outcome {
+    check_eq(
+        "wdctl shows the PRETIMEOUT flag",
+        stdout.lines().any(|l| l.starts_with("PRETIMEOUT")),
+        expect::core_emulates_pretimeout(),
+    )
 }
 
 /// Whether wdctl's output has a "Timeleft:" line as the kernel line has it.
@@ -54,8 +66,9 @@ pub fn wdctl(ctx: &mut Ctx) -> Outcome {
         || "wdctl does not show \"Timeout: 120 seconds\"".into(),
     )?;
     check_wdctl_timeleft(&out.stdout)?;
+    check_wdctl_pretimeout(&out.stdout)?;
     // The device number depends on what registered before.
-    let mut section = normalize_node(&without_timeleft(&out.stdout), &wd.name);
+    let mut section = normalize_node(&without_core_features(&out.stdout), &wd.name);
     for l in out.stderr.lines() {
         section.push_str(&format!("stderr: {}\n", normalize_node(l, &wd.name)));
     }
@@ -79,6 +92,7 @@ pub fn wdctl_settimeout(ctx: &mut Ctx) -> Outcome {
         log_run(ctx, &cmdline, &out);
         check_eq(&format!("{cmdline}: exit status"), out.exit_code()?, 0)?;
         check_wdctl_timeleft(&out.stdout)?;
+        check_wdctl_pretimeout(&out.stdout)?;
         section.push_str(&normalize_run(&cmdline, &out, &wd.name));
         me.settle(&ctx.t)?;
     }
@@ -104,7 +118,7 @@ pub fn wdctl_settimeout(ctx: &mut Ctx) -> Outcome {
 /// the device's name normalized.
 fn normalize_run(cmdline: &str, out: &Finished, name: &str) -> String {
     let mut text = format!("$ {cmdline}\n");
-    text.push_str(&without_timeleft(&out.stdout));
+    text.push_str(&without_core_features(&out.stdout));
     for l in out.stderr.lines() {
         text.push_str(&format!("stderr: {l}\n"));
     }
@@ -146,10 +160,10 @@ const SELFTEST_RUNS: &[(&[&str], &[&str])] = &[
         &["-t", "100"],
         &["WDIOC_SETTIMEOUT error 'Invalid argument'"],
     ),
-    (
-        &["-n", "10"],
-        &["WDIOC_SETPRETIMEOUT error 'Operation not supported'"],
-    ),
+    // What -n prints depends on the core: see `pretimeout_output`. -N
+    // ends each run (one-shot) where the core accepts the pretimeout.
+    (&["-n", "10", "-N"], &[]),
+    (&["-n", "0", "-N"], &[]),
     (&["-N"], &["WDIOC_GETPRETIMEOUT returns 0 seconds."]),
     // What -L prints depends on the line: see `expect::gettimeleft_output`.
     (&["-L"], &[]),
@@ -175,14 +189,24 @@ pub fn watchdog_test(ctx: &mut Ctx) -> Outcome {
         log_run(ctx, &cmdline, &out);
         section.push_str(&normalize_run(&cmdline, &out, &wd.name));
         check_eq(&format!("{cmdline}: exit status"), out.exit_code()?, 0)?;
-        let line_wants = [expect::gettimeleft_output()];
-        let wants = if *args == ["-L"] {
-            &line_wants[..]
+        let wants: Vec<String> = if *args == ["-L"] {
+            vec![expect::gettimeleft_output().into()]
+        } else if args[0] == "-n" {
+            pretimeout_output(args[1]).into()
+        } else if *args == ["-s"] && expect::core_emulates_pretimeout() {
+            [
+                *wants,
+                &["Support/Status: Pretimeout (in seconds), get/set"],
+            ]
+            .concat()
+            .iter()
+            .map(|w| w.to_string())
+            .collect()
         } else {
-            wants
+            wants.iter().map(|w| w.to_string()).collect()
         };
-        for want in wants {
-            check(out.stdout.contains(want), || {
+        for want in &wants {
+            check(out.stdout.contains(want.as_str()), || {
                 format!("{cmdline}: output lacks {want:?}")
             })?;
         }
@@ -190,6 +214,23 @@ pub fn watchdog_test(ctx: &mut Ctx) -> Outcome {
     }
     ctx.trace_section("watchdog-test", &section);
     Ok(())
+}
+
+/// What `watchdog-test -n SECS -N` prints: the pretimeout set and read
+/// back where the core emulates pretimeouts, else the driver's refusal and
+/// the unchanged 0.
+fn pretimeout_output(secs: &str) -> [String; 2] {
+    if expect::core_emulates_pretimeout() {
+        [
+            format!("Watchdog pretimeout set to {secs} seconds."),
+            format!("WDIOC_GETPRETIMEOUT returns {secs} seconds."),
+        ]
+    } else {
+        [
+            "WDIOC_SETPRETIMEOUT error 'Operation not supported'".into(),
+            "WDIOC_GETPRETIMEOUT returns 0 seconds.".into(),
+        ]
+    }
 }
 
 /// watchdog-test's ping loop (`-t 300 -p 60`: one keepalive, then a minute's
