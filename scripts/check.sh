@@ -1,12 +1,13 @@
 #!/bin/bash
 # The project's test command: static checks, host tests, every VM suite
 # for both drivers on the release and debug kernels of both kernel lines
-# (6.12 and 7.3), the systemd VM (consumers, on 7.3) for both drivers and
+# (6.12 and 7.3) and on Debian 13's own kernel, the systemd VM (consumers, on 7.3) for both drivers and
 # the benchmark's short form (on 6.12). Prints each part's results and ends
 # with the summed line "N passed, N failed".
 #
-# The VM parts run two at a time (every bound in the guest is set for a
-# busy machine), after every kernel is built.
+# The VM parts run three at a time, at most two of them on a debug kernel
+# (every bound in the guest is set for a busy machine), after every kernel
+# is built.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$TOPDIR" || exit 1
@@ -48,24 +49,67 @@ part() {
 	count "$log" "$rc" "$name" $(($(date +%s) - start))
 }
 
-# start_part NAME CMD...: run a part in the background, its output and
-# its end time in files of its own, once fewer than CHECK_JOBS parts run
-# (two: one per host core; no barrier between kernels, so a core that
-# finished its part takes the next one).
-CHECK_JOBS=${CHECK_JOBS:-2}
+# The VM parts run from a queue, at most CHECK_JOBS at a time and at most
+# CHECK_HEAVY_JOBS heavy ones (the debug kernels' suites, which keep a host
+# core busy all along); the others (release-kernel suites, the systemd VMs,
+# the benchmark's smoke run) spend much of their time waiting for the
+# stub's and systemd's clocks, so a third one fills the cores. A part
+# that frees a slot gives it to the first queued part that may start.
+CHECK_JOBS=${CHECK_JOBS:-3}
+CHECK_HEAVY_JOBS=${CHECK_HEAVY_JOBS:-2}
 bg_names=()
 bg_pids=()
 bg_starts=()
+bg_heavy=()
 bg_next=0
-start_part() {
-	local name=$1 i=${#bg_names[@]}
-	shift
-	while (($(running_parts) >= CHECK_JOBS)); do
+queue_names=()
+queue_cmds=()
+queue_heavy=()
+
+# queue_part heavy|light NAME CMD...: queue a part (CMD's words have no
+# spaces).
+queue_part() {
+	queue_heavy+=("$1")
+	queue_names+=("$2")
+	shift 2
+	queue_cmds+=("$*")
+}
+
+# start_queued: start the first queued part that may start now, if any.
+start_queued() {
+	local q running heavy
+	running=$(running_parts)
+	heavy=$(running_parts heavy)
+	((running < CHECK_JOBS)) || return 1
+	for q in "${!queue_names[@]}"; do
+		[ "${queue_heavy[q]}" != heavy ] || ((heavy < CHECK_HEAVY_JOBS)) || continue
+		# shellcheck disable=SC2086 # the queued command's words
+		start_part "${queue_heavy[q]}" "${queue_names[q]}" ${queue_cmds[q]}
+		unset 'queue_names[q]' 'queue_cmds[q]' 'queue_heavy[q]'
+		return 0
+	done
+	return 1
+}
+
+# run_queue: run every queued part, printing each as it ends (in the order
+# started).
+run_queue() {
+	while ((${#queue_names[@]})); do
+		start_queued && continue
 		report_finished
 		sleep 1
 	done
-	echo "== started: $name"
-	bg_names[i]=$name
+	finish_parts
+}
+
+# start_part heavy|light NAME CMD...: run a part in the background, its
+# output and its end time in files of its own.
+start_part() {
+	local i=${#bg_names[@]}
+	bg_heavy[i]=$1
+	bg_names[i]=$2
+	shift 2
+	echo "== started: ${bg_names[i]}"
 	bg_starts[i]=$(date +%s)
 	(
 		"$@"
@@ -76,11 +120,12 @@ start_part() {
 	bg_pids[i]=$!
 }
 
-# running_parts: how many parts started have not ended (the ones reported
-# have ended, and their files are gone).
+# running_parts [heavy]: how many parts (heavy ones) started have not
+# ended (the ones reported have ended, and their files are gone).
 running_parts() {
 	local i n=0
 	for ((i = bg_next; i < ${#bg_names[@]}; i++)); do
+		[ -z "${1:-}" ] || [ "${bg_heavy[i]}" = "$1" ] || continue
 		[ -e "$log.$i.end" ] || n=$((n + 1))
 	done
 	echo "$n"
@@ -111,21 +156,28 @@ finish_parts() {
 	bg_names=()
 	bg_pids=()
 	bg_starts=()
+	bg_heavy=()
 	bg_next=0
 }
 
 part "lint" scripts/lint.sh
 part "host tests" scripts/host-test.sh
-kernels=${CHECK_KERNELS:-6.12-release 6.12-debug 7.3-release 7.3-debug}
+kernels=${CHECK_KERNELS:-6.12-release 6.12-debug 7.3-release 7.3-debug debian}
 # Every kernel first, one at a time: a build takes both cores, and no VM
-# should run beside one.
+# should run beside one. For Debian's kernel (unpacked, not built), the
+# Debian 13 environment, the Rust output for Debian's headers and the
+# modules built there.
 for kernel in $kernels; do
-	scripts/kernel.sh build "$kernel" >/dev/null || echo "check: the $kernel kernel did not build (its parts will say)"
+	case "$kernel" in
+	debian) scripts/debian-kernel.sh build >/dev/null && scripts/debian-kernel.sh modules >/dev/null ;;
+	*) scripts/kernel.sh build "$kernel" >/dev/null ;;
+	esac || echo "check: the $kernel kernel or its modules did not build (its parts will say)"
 done
 # Longest first, so that no long part starts last while a core idles: the
 # debug suites (the newer line's are the longest), the systemd VMs (they
 # mostly wait for systemd's 60 s ping interval; their check, an interval
-# in [25 s, 72 s), has room), then the release suites.
+# in [25 s, 72 s), has room), then the release suites and the benchmark's
+# short form (it checks that every figure is measured, not what it is).
 debug_kernels='' release_kernels=''
 for kernel in $kernels; do
 	case "$kernel" in
@@ -135,22 +187,20 @@ for kernel in $kernels; do
 done
 for kernel in $debug_kernels; do
 	for driver in ${CHECK_DRIVERS:-rust c}; do
-		start_part "vm $driver $kernel" scripts/vm-test.sh "$driver" "$kernel" all
+		queue_part heavy "vm $driver $kernel" scripts/vm-test.sh "$driver" "$kernel" all
 	done
 done
 for driver in ${CHECK_DRIVERS:-rust c}; do
-	start_part "consumers $driver" scripts/consumers-test.sh "$driver"
+	queue_part light "consumers $driver" scripts/consumers-test.sh "$driver"
 done
 for kernel in $release_kernels; do
 	for driver in ${CHECK_DRIVERS:-rust c}; do
-		start_part "vm $driver $kernel" scripts/vm-test.sh "$driver" "$kernel" all
+		queue_part light "vm $driver $kernel" scripts/vm-test.sh "$driver" "$kernel" all
 	done
 done
-# Beside the last ones, the benchmark's short form: it checks that every
-# figure is measured, not what it is.
 bench_out=$(mktemp -d)
-CHECK_JOBS=3 start_part "bench smoke 6.12" scripts/bench.sh --line 6.12 --quick --out "$bench_out"
-finish_parts
+queue_part light "bench smoke 6.12" scripts/bench.sh --line 6.12 --quick --out "$bench_out"
+run_queue
 rm -rf "$bench_out"
 
 echo "$passed passed, $failed failed"
