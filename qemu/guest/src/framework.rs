@@ -206,6 +206,12 @@ impl Ctx<'_> {
     /// Adds a stub ME device while the driver is loaded, which probes it at
     /// once: its trace is kept (it holds nothing from before the probe, as
     /// the stub records only watchdog-client traffic).
+    /// Forgets a stub device that went by itself (its parent was removed),
+    /// so that the teardown does not remove it.
+    pub fn forget_me(&mut self, gone: &Me) {
+        self.mes.retain(|me| me.index != gone.index);
+    }
+
     pub fn add_me_probed(&mut self, config: &str) -> Result<Me, String> {
         let config = format!("{config}{}", expect::stub_config_for(self.driver));
         let me = stub::add(&config, &self.t)?;

@@ -154,6 +154,11 @@ impl Me {
         write_file(&self.dir.join("config"), settings)
     }
 
+    /// The name of the PCI device the stub put this ME on.
+    pub fn parent(&self) -> Result<String, String> {
+        read_file(&self.dir.join("parent")).map(|s| s.trim().to_string())
+    }
+
     /// `notify`, `reset` or `clear`.
     pub fn ctl(&self, cmd: &str) -> Result<(), String> {
         write_file(&self.dir.join("ctl"), cmd)

@@ -278,3 +278,31 @@ pub fn reboot_open(ctx: &mut Ctx) -> Outcome {
     std::mem::forget(f);
     Ok(())
 }
+
+/// The test bed's own path (no trace): the ME's PCI parent removed under a
+/// bound driver (sysfs `remove`, as a hot-unplug) takes the stub device
+/// first, so the driver unbinds and its watchdog goes, with nothing left
+/// on the removed parent; a rescan brings the parent back, bound to the
+/// stub, and a new ME on it works.
+pub fn stub_parent_removed(ctx: &mut Ctx) -> Outcome {
+    ctx.skip_trace();
+    let (me, _) = ctx.setup(V2)?;
+    let parent = me.parent()?;
+    let pci = Path::new("/sys/bus/pci/devices").join(&parent);
+    stub::write_file(&pci.join("remove"), "1")?;
+    ctx.wait_no_watchdog()?;
+    check(!stub::device_indices().contains(&me.index), || {
+        format!("{} outlived its parent {parent}", me.name())
+    })?;
+    ctx.forget_me(&me);
+    stub::write_file(Path::new("/sys/bus/pci/rescan"), "1")?;
+    wait_until("the parent back, bound to mei_stub", ctx.t.probe, || {
+        std::fs::read_link(pci.join("driver"))
+            .ok()
+            .filter(|d| d.ends_with("mei_stub"))
+            .map(|_| ())
+    })?;
+    let again = ctx.add_me(V2)?;
+    ctx.wait_watchdogs(1)?;
+    again.settle(&ctx.t).map(|_| ())
+}

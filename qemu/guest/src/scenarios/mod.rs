@@ -49,6 +49,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario::new("unbind_bind", lifecycle::unbind_bind),
         Scenario::new("rebind_repeat", lifecycle::rebind_repeat),
         Scenario::new("rmmod_insmod", lifecycle::rmmod_insmod),
+        Scenario::new("stub_parent_removed", lifecycle::stub_parent_removed),
         Scenario::new("reset_open", lifecycle::reset_open),
         Scenario::new("two_devices", lifecycle::two_devices),
         Scenario::new("debugfs_open_unbind", failure::debugfs_open_unbind),
