@@ -413,11 +413,12 @@ impl Stub {
             return Err(ENOMEM);
         }
         this.mei = Raw(mei);
+        // The parent is a PCI device bound to the stub's driver, referenced
+        // by the stub; its unbinding removes this device first
+        // (`parent_remove`).
         // SAFETY: `mei` is a zeroed allocation with room for the `hw` area,
         // which holds this pinned stub's address for the hw ops; the parent
-        // is a PCI device bound to the stub's driver, of which the stub
-        // holds a reference, and whose unbinding removes the stub devices
-        // on it first (`parent_remove`).
+        // stays bound and alive while the device exists (above).
         unsafe {
             let hw = mei.cast::<u8>().add(offset_of!(mei_device, hw));
             hw.cast::<*const Stub>().write(core::ptr::from_ref(this));
@@ -520,10 +521,11 @@ impl PinnedDrop for Stub {
 ///
 /// `pdev` must be bound (or being bound) to the `pdrv` of a live [`Registry`].
 unsafe fn registry_of<'a>(pdev: *mut bindings::pci_dev) -> &'a Registry {
-    // SAFETY: the driver core sets the device's `driver` to the one being
-    // bound before the probe and clears it after the remove, and that is
-    // the `driver` member of the registry's `pdrv`; stepping back by both
-    // members' offsets gives the registry (`Opaque` is transparent).
+    // The driver core sets the device's `driver` to the one being bound
+    // before the probe and clears it after the remove: the `driver` member
+    // of the registry's `pdrv`.
+    // SAFETY: as above; stepping back by both members' offsets gives the
+    // registry (`Opaque` is transparent).
     unsafe {
         &*(*pdev)
             .dev
