@@ -554,18 +554,15 @@ unsafe extern "C" fn parent_probe(
     }
     // SAFETY: per the function's contract.
     let reg = unsafe { registry_of(pdev) };
-    let mut parents = reg.parents.lock();
-    if let Some(slot) = parents.iter_mut().find(|p| p.pdev.0.is_null()) {
-        *slot = Parent {
-            pdev: Raw(pdev),
-            in_use: false,
-        };
-        return 0;
-    }
     let parent = Parent {
         pdev: Raw(pdev),
         in_use: false,
     };
+    let mut parents = reg.parents.lock();
+    if let Some(slot) = parents.iter_mut().find(|p| p.pdev.0.is_null()) {
+        *slot = parent;
+        return 0;
+    }
     match parents.push(parent, GFP_KERNEL) {
         Ok(()) => 0,
         Err(_) => ENOMEM.to_errno(),

@@ -126,18 +126,15 @@ pub fn sysfs_identity(ctx: &mut Ctx) -> Outcome {
         )?;
     }
     if expect::core_emulates_pretimeout() {
-        check_eq(
-            "WDIOC_SETPRETIMEOUT 10",
-            f.ioctl(IntIoctl::SetPretimeout, 10)
-                .map_err(|e| e.to_string()),
-            Ok(10),
-        )?;
-        check_eq(
-            "WDIOC_SETPRETIMEOUT 0",
-            f.ioctl(IntIoctl::SetPretimeout, 0)
-                .map_err(|e| e.to_string()),
-            Ok(0),
-        )?;
+        // Set, then back to none for what follows.
+        for secs in [10, 0] {
+            check_eq(
+                &format!("WDIOC_SETPRETIMEOUT {secs}"),
+                f.ioctl(IntIoctl::SetPretimeout, secs)
+                    .map_err(|e| e.to_string()),
+                Ok(secs),
+            )?;
+        }
     } else {
         check_eq(
             "WDIOC_SETPRETIMEOUT 10 errno",
