@@ -40,7 +40,7 @@ scale=${MS_PER_FW_SECOND:-600}
 # preemption (a use-after-free) unless the firmware takes a moment to
 # answer: qemu/guest/src/expect.rs, stub_config_for.
 stub_config=
-[ "$driver" != c ] || stub_config=" meiwdt.stub_config=answer_gap_ms=20"
+[ "$driver" != c ] || stub_config=" meiwdt.stub_config=answer_gap_ms=100"
 
 kdir=$("$TOPDIR/scripts/kernel.sh" build "$SYSTEMD_LINE-release")
 build_modules "$driver" "$kdir"
