@@ -67,14 +67,15 @@ modules install clean: check-kdir
 		$(DESTDIR)$(UDEV_RULES_DIR)/70-iamt-watchdog.rules)
 
 # The kernel's own target does not handle an external module next to an
-# O= build tree in 6.12, so run its generator directly.
-KSRC = $(shell test -d $(KDIR)/source && realpath $(KDIR)/source || realpath $(KDIR))
+# O= build tree in 6.12, so run its generator directly. (KSRC is the
+# rust-kdir option, the user's kernel source, not this.)
+KDIR_SRC = $(shell test -d $(KDIR)/source && realpath $(KDIR)/source || realpath $(KDIR))
 RUSTC_SYSROOT = $(shell rustc --print sysroot)
 rust-analyzer: check-kdir
-	python3 $(KSRC)/scripts/generate_rust_analyzer.py \
+	python3 $(KDIR_SRC)/scripts/generate_rust_analyzer.py \
 		--cfgs='core=--cfg no_fp_fmt_parse' \
 		$(if $(shell rustc --version | awk '{split($$2,v,"."); print (v[2] >= 87)}' | grep 1),2024,2021) \
-		$(KSRC) $(realpath $(KDIR)) $(RUSTC_SYSROOT) \
+		$(KDIR_SRC) $(realpath $(KDIR)) $(RUSTC_SYSROOT) \
 		$(RUSTC_SYSROOT)/lib/rustlib/src/rust/library $(CURDIR) > rust-project.json
 
 # One clear line instead of a page of compiler errors.

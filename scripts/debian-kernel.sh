@@ -89,7 +89,9 @@ modules() {
 	# shellcheck disable=SC2016 # expanded in the chroot
 	out=$("$TOPDIR/scripts/debian-env.sh" run /bin/bash -euc '
 		abi=$1
-		kdir=$(scripts/rust-kdir.sh "/usr/src/linux-headers-$abi")
+		# As the README has a Debian user run it (there with the running
+		# kernel'"'"'s /lib/modules/$(uname -r)/build).
+		kdir=$(make -s rust-kdir KDIR="/lib/modules/$abi/build")
 		# The MEI core'"'"'s internal headers, for the stub only.
 		mei=/root/.cache/mei-wdt-rs/mei-core-$abi
 		if [ ! -f "$mei/.unpacked" ]; then
