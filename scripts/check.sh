@@ -160,7 +160,6 @@ finish_parts() {
 	bg_next=0
 }
 
-part "lint" scripts/lint.sh
 part "host tests" scripts/host-test.sh
 kernels=${CHECK_KERNELS:-6.12-release 6.12-debug 7.3-release 7.3-debug debian}
 # Every kernel first, one at a time: a build takes both cores, and no VM
@@ -198,6 +197,9 @@ for kernel in $release_kernels; do
 		queue_part light "vm $driver $kernel" scripts/vm-test.sh "$driver" "$kernel" all
 	done
 done
+# The static checks: mostly one rustc at a time, so they fill a core in
+# the queue rather than leave one idle before it.
+queue_part light "lint" scripts/lint.sh
 bench_out=$(mktemp -d)
 queue_part light "bench smoke 6.12" scripts/bench.sh --line 6.12 --quick --out "$bench_out"
 run_queue
