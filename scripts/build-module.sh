@@ -12,7 +12,9 @@ kdir=$1
 dir=$2
 shift 2
 use_llvm_of "$kdir"
-tree="$CACHE_DIR/modules/$(basename "$kdir")"
+# REBUILD=1 (lint's clippy builds, which run beside the VM parts) gets a
+# tree of its own: the VM parts copy their .ko files from this one unlocked.
+tree="$CACHE_DIR/${REBUILD:+lint-}modules/$(basename "$kdir")"
 mkdir -p "$tree"
 exec 7>"$tree.lock"
 flock 7

@@ -5,9 +5,9 @@
 # the benchmark's short form (on 6.12). Prints each part's results and ends
 # with the summed line "N passed, N failed".
 #
-# The VM parts run three at a time, at most two of them on a debug kernel
-# (every bound in the guest is set for a busy machine), after every kernel
-# is built.
+# The VM parts and the static checks run three at a time, at most two of
+# them on a debug kernel (every bound in the guest is set for a busy
+# machine), after every kernel is built.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$TOPDIR" || exit 1
@@ -166,7 +166,12 @@ kernels=${CHECK_KERNELS:-6.12-release 6.12-debug 7.3-release 7.3-debug debian}
 # should run beside one. For Debian's kernel (unpacked, not built), the
 # Debian 13 environment, the Rust output for Debian's headers and the
 # modules built there.
-for kernel in $kernels; do
+# Lint builds the modules against every line's release kernel.
+build_kernels=$kernels
+for line in $(scripts/kernel.sh lines); do
+	[[ " $build_kernels " == *" $line-release "* ]] || build_kernels="$build_kernels $line-release"
+done
+for kernel in $build_kernels; do
 	case "$kernel" in
 	debian) scripts/debian-kernel.sh build >/dev/null && scripts/debian-kernel.sh modules >/dev/null ;;
 	*) scripts/kernel.sh build "$kernel" >/dev/null ;;

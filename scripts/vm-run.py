@@ -63,7 +63,7 @@ from pathlib import Path
 
 # QEMU edu devices: the ME stub's PCI parents (bus-fixup's watchdog fixup
 # casts the MEI device's parent to a pci_dev). No scenario has more than
-# two stub devices at once, the benchmark up to sixteen. Each costs boot
+# two stub devices at once, the benchmark thirteen. Each costs boot
 # time (PCI and ACPI enumeration; on the debug kernel 10 s for twelve).
 STUB_PARENTS = {"release": 4, "debug": 4, "systemd": 4, "bench": 16}
 
@@ -210,7 +210,7 @@ class Run:
     def feed(self, line):
         if self.first_line:
             self.first_line = False
-            self.lap("(boot)")
+            self.lap("(boot, then the first scenario)")
         if self.trace_name is not None:
             if line == f"TRACE {self.trace_name} END":
                 self.traces[self.trace_name] = self.trace_lines
@@ -235,6 +235,7 @@ class Run:
             key, _, value = rest.partition(" ")
             self.lockdep[key] = value
         elif word == "REBOOT":
+            self.lap(f"{rest} (to its reboot)")
             self.rebooting = rest
             self.done = True
         elif line == "DONE":
@@ -593,6 +594,7 @@ def main():
         finally:
             stop(proc)
     elapsed = time.monotonic() - started
+    run.lap("(to the end: kmemleak scan, power-off or reboot)")
     with open(run_dir / "timings.log", "w") as f:
         for name, secs in sorted(run.timings, key=lambda t: -t[1]):
             f.write(f"{secs:8.1f} {name}\n")
