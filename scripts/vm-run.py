@@ -190,7 +190,6 @@ class Run:
         # last), from when its records reach the host: to find the slow ones.
         self.timings = []
         self.mark = time.monotonic()
-        self.first_line = True
 
     def lap(self, name):
         now = time.monotonic()
@@ -208,8 +207,7 @@ class Run:
             print(f"    {line}", flush=True)
 
     def feed(self, line):
-        if self.first_line:
-            self.first_line = False
+        if not self.timings:
             self.lap("(boot, then the first scenario)")
         if self.trace_name is not None:
             if line == f"TRACE {self.trace_name} END":
