@@ -19,10 +19,12 @@ mkdir -p "$tree"
 exec 7>"$tree.lock"
 flock 7
 # Sources only; build products in the copy survive for incremental builds.
+# Not the bindings an in-tree `make` generated in the checkout: they are
+# for the kernel that build used (another line's fail to compile).
 # A file is copied when its content differs and then gets a new mtime, so
 # make rebuilds from it whatever the checkout's mtimes (the copy is shared
 # by every checkout). REBUILD=1 rebuilds the module in any case (clippy).
-rsync -rl --checksum --delete --prune-empty-dirs \
+rsync -rl --checksum --delete --prune-empty-dirs --exclude '*_generated.rs' \
 	--include '/Kbuild' --include '/*.rs' --include '/abstractions/***' \
 	--include '/qemu/' --include '/qemu/mestub/' \
 	--include '/qemu/mestub/Kbuild' --include '/qemu/mestub/*.rs' \
