@@ -131,16 +131,25 @@ impl Wdt {
         self.cldev.send(msg, bound_ms()).map(|_| ())
     }
 
-    /// Sends a start (ping) request with the current timeout.
-    fn send_ping(&self, timeout: u16) -> Result {
-        self.send(&proto::encode_start(timeout)).inspect_err(|e| {
-            dev_err_int_ratelimited!(
-                self.log_limit,
-                self.dev(),
-                "ping send failed: %d\n",
-                e.to_errno()
-            );
-        })
+    /// Sends a start (ping) request with the current timeout, unless a
+    /// stop went out since the ping was decided: `Ok(false)`. (The core
+    /// calls stop without its lock, on unregister and on reboot.)
+    fn send_ping(&self, timeout: u16) -> Result<bool> {
+        let _one_at_a_time = self.send_lock.lock();
+        if !self.inner.lock().machine.ping_still_wanted() {
+            return Ok(false);
+        }
+        self.cldev
+            .send(&proto::encode_start(timeout), bound_ms())
+            .map(|_| true)
+            .inspect_err(|e| {
+                dev_err_int_ratelimited!(
+                    self.log_limit,
+                    self.dev(),
+                    "ping send failed: %d\n",
+                    e.to_errno()
+                );
+            })
     }
 
     /// Fails a ping (or the probe) waiting for an answer with `EPROTO`
@@ -203,8 +212,14 @@ impl Wdt {
     /// under the watchdog core's lock (from an operation).
     fn unregister(&self, if_due: bool) {
         let mut reg = self.registration.lock();
-        if if_due && !self.inner.lock().machine.unregister_due() {
-            return;
+        {
+            let mut inner = self.inner.lock();
+            if if_due && !inner.machine.unregister_due() {
+                return;
+            }
+            if reg.is_some() {
+                inner.machine.unregistering();
+            }
         }
         // Dropped (unregistered) under the lock: a registration waits
         // until this device and its id are gone.
@@ -284,7 +299,14 @@ impl watchdog::Operations for Wdt {
                 }
             }
         };
-        self.send_ping(timeout)?;
+        if !self.send_ping(timeout)? {
+            // Stopped meanwhile: nothing went out, nothing to wait for.
+            return if self.inner.lock().removing {
+                Err(ENODEV)
+            } else {
+                Ok(())
+            };
+        }
         if !wait {
             return Ok(());
         }
@@ -477,8 +499,11 @@ impl mei_cl::Driver for MeiWdt {
 
     fn notify(self: Pin<&Self>, _dev: &mei_cl::Device) {
         let action = self.wdt.inner.lock().machine.notification();
-        if action == NotifAction::Register {
-            let _ = Wdt::register(&self.wdt);
+        match action {
+            NotifAction::Ignore => {}
+            NotifAction::Register => {
+                let _ = Wdt::register(&self.wdt);
+            }
         }
     }
 }
@@ -556,7 +581,12 @@ impl MeiWdt {
     /// device silently absent; a late answer or a notification registers
     /// it.
     fn probe_unanswered(&self, why: Unanswered) {
-        self.wdt.inner.lock().machine.probe_timed_out();
+        if self.wdt.inner.lock().machine.probe_timed_out() {
+            // The firmware may have started its timer on the ping; a late
+            // answer or a notification registers the device anyway. Failure
+            // is logged.
+            let _ = self.wdt.send_stop();
+        }
         const UNTIL: &str = "watchdog not registered until the firmware answers, the ME notifies or the device is rebound";
         match why {
             Unanswered::Silent(ms) => {

@@ -154,7 +154,7 @@ pub const fn wire_timeout(t: u32) -> Option<u16> {
 }
 
 /// Driver state, `enum mei_wdt_state` in C.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum State {
     /// Probing; waiting for the firmware to answer the probe ping (v2).
     Probe,
@@ -260,7 +260,7 @@ pub enum NotifAction {
 
 /// The C driver's state machine. Fields are private so that state only
 /// changes through the transitions below.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Machine {
     state: State,
     resp_required: bool,
@@ -269,6 +269,9 @@ pub struct Machine {
     late_probe_answer: bool,
     /// The core started the device and has not stopped it (it is open).
     opened: bool,
+    /// The device is being unregistered: the core may still call its ops
+    /// (after its stop on unregister), but no ping goes out any more.
+    unregistering: bool,
 }
 
 impl Machine {
@@ -280,6 +283,7 @@ impl Machine {
             resp_required: protocol_version > 1,
             late_probe_answer: false,
             opened: false,
+            unregistering: false,
         }
     }
 
@@ -313,6 +317,19 @@ impl Machine {
     pub fn registering(&mut self) {
         self.state = State::Idle;
         self.opened = false;
+        self.unregistering = false;
+    }
+
+    /// The watchdog device is about to be unregistered (for good, or to
+    /// be replaced): from now on pings send nothing. The core stops an
+    /// active device as it unregisters it, but until the device is gone it
+    /// still passes on a keepalive that raced that stop, or one after an
+    /// open that started the device after the core's check for an active
+    /// one; such a keepalive must not start the firmware's timer again.
+    /// (C never opens that window: its notification does not make an open
+    /// device START again.)
+    pub fn unregistering(&mut self) {
+        self.unregistering = true;
     }
 
     /// Watchdog `start` op: nothing is sent, the first ping starts the timer.
@@ -344,7 +361,7 @@ impl Machine {
     /// is RUNNING before the send, even if the send then fails, as in C.
     pub fn op_ping(&mut self) -> PingAction {
         match self.state {
-            State::Start | State::Running => {
+            State::Start | State::Running if !self.unregistering => {
                 self.state = State::Running;
                 PingAction::Send {
                     wait: self.resp_required,
@@ -352,6 +369,16 @@ impl Machine {
             }
             _ => PingAction::Nothing,
         }
+    }
+
+    /// Whether a ping that [`Machine::op_ping`] asked for is still to be
+    /// sent: checked under the lock that orders the sends, right before
+    /// the ping goes out. The core calls stop without its lock (on
+    /// unregister, on reboot), so a stop can go out between the ping's
+    /// decision and its send; the ping must not then start the timer the
+    /// stop has just stopped.
+    pub fn ping_still_wanted(&self) -> bool {
+        self.state == State::Running && !self.unregistering
     }
 
     /// A decoded message arrived (decode errors never get here).
@@ -391,10 +418,17 @@ impl Machine {
     /// NOT_REQUIRED, so that the ME's notification registers the device.
     /// A late answer is still taken as the probe's, so a slow firmware gets
     /// its watchdog registered too.
-    pub fn probe_timed_out(&mut self) {
+    ///
+    /// Returns whether the probe gave up here: then the driver sends a stop
+    /// request (result ignored), because the firmware starts its timer on
+    /// every start request, answered or not, and nobody would stop it.
+    pub fn probe_timed_out(&mut self) -> bool {
         if self.state == State::Probe {
             self.state = State::NotRequired;
             self.late_probe_answer = true;
+            true
+        } else {
+            false
         }
     }
     /// Firmware event notification; only meaningful after NOT_REQUIRED.

@@ -561,7 +561,10 @@ fn flow_start_then_stop_sends_nothing() {
 fn probe_timeout_waits_for_a_notification() {
     let mut m = Machine::new(2);
     assert_eq!(m.probe(), ProbeAction::Ping);
-    m.probe_timed_out();
+    // The unanswered probe ping may have started the firmware's timer:
+    // the driver stops it, once.
+    assert!(m.probe_timed_out());
+    assert!(!m.probe_timed_out());
     assert_eq!(m.state(), State::NotRequired);
     assert_eq!(m.notification(), NotifAction::Register);
     m.registering();
@@ -588,7 +591,7 @@ fn probe_timeout_after_an_answer_changes_nothing() {
                 let _ = m.op_ping();
             }
         }
-        m.probe_timed_out();
+        assert!(!m.probe_timed_out());
         assert_eq!(m.state(), answered);
     }
 }
@@ -696,4 +699,46 @@ fn notification_after_the_unregister_work_registers_anew() {
     assert_eq!(m.notification(), NotifAction::Register);
     assert_eq!(m.state(), State::Idle);
     assert_eq!(m.op_ping(), PingAction::Nothing);
+}
+
+/// A keepalive that the core passes on while it unregisters the device
+/// (one that raced its stop, or one after an open that started the device
+/// after the core's check for an active one), here after a notification
+/// made the device being unregistered START again: it must not start the
+/// firmware's timer, which nobody would stop.
+#[test]
+fn keepalive_during_the_unregistration_sends_nothing() {
+    let mut m = machine_in(2, State::Running);
+    assert_eq!(m.response(&NOT_REQ), RxAction::UnregisterLater);
+    assert!(m.unregister_due());
+    m.unregistering();
+    assert_eq!(m.notification(), NotifAction::Register);
+    assert_eq!(m.op_stop(), StopAction::Nothing);
+    assert_eq!(m.op_ping(), PingAction::Nothing);
+    m.unregistered();
+    // The new device works as any other.
+    m.registering();
+    m.op_start();
+    assert_eq!(m.op_ping(), PingAction::Send { wait: true });
+    assert!(m.ping_still_wanted());
+}
+
+/// A ping decided before a stop that the core sent without its lock
+/// (unregister, reboot) must not go out after that stop.
+#[test]
+fn ping_overtaken_by_a_stop_is_not_sent() {
+    for v in [1, 2] {
+        let mut m = machine_in(v, State::Running);
+        assert!(matches!(m.op_ping(), PingAction::Send { .. }));
+        assert!(m.ping_still_wanted());
+        assert_eq!(m.op_stop(), StopAction::SendStop);
+        assert!(!m.ping_still_wanted(), "v{v}, stopping");
+        m.stop_sent(true);
+        assert!(!m.ping_still_wanted(), "v{v}, stopped");
+    }
+    // Nor after the device began to be unregistered.
+    let mut m = machine_in(2, State::Running);
+    assert!(matches!(m.op_ping(), PingAction::Send { .. }));
+    m.unregistering();
+    assert!(!m.ping_still_wanted());
 }

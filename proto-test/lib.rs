@@ -10,3 +10,9 @@ pub mod proto;
 #[cfg(test)]
 #[path = "../mei_wdt_proto_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod interleave;
+
+#[cfg(test)]
+mod fuzz;

@@ -158,6 +158,10 @@ pub struct Ctx<'a> {
     want_trace: bool,
     /// Further `== <header>` sections for the trace, after the firmware's.
     sections: Vec<(String, String)>,
+    /// Messages only this driver sends, by design: (the trace line they
+    /// follow, the line), checked and taken out of the trace before it is
+    /// compared with the C driver's golden file.
+    extra_lines: Vec<(String, String)>,
 }
 
 impl Ctx<'_> {
@@ -177,6 +181,15 @@ impl Ctx<'_> {
     /// differs from boot to boot first).
     pub fn trace_section(&mut self, header: &str, body: &str) {
         self.sections.push((header.to_string(), body.to_string()));
+    }
+
+    /// A deliberate difference on the wire (listed in the README): this
+    /// driver sends `line` right after the first trace line that contains
+    /// `after`, where the C driver sends nothing. The teardown fails the
+    /// scenario unless the line is there, and compares the rest of the
+    /// trace with the golden file.
+    pub fn extra_trace_line(&mut self, after: &str, line: &str) {
+        self.extra_lines.push((after.to_string(), line.to_string()));
     }
 
     pub fn load_stub(&mut self) -> Outcome {
@@ -308,6 +321,14 @@ impl Ctx<'_> {
                     text.push('\n');
                 }
             }
+            for (after, line) in &self.extra_lines {
+                match take_extra_line(&text, after, line) {
+                    Some(t) => text = t,
+                    None => note(Err(format!(
+                        "trace: the line {line:?} (a deliberate difference) is not right after {after:?}:\n{text}"
+                    ))),
+                }
+            }
             trace = Some(text);
         }
         for me in &self.mes {
@@ -318,6 +339,21 @@ impl Ctx<'_> {
         }
         (trace, first_err)
     }
+}
+
+/// `text` without the line `line` that follows the first line containing
+/// `after`; `None` if it does not follow it.
+fn take_extra_line(text: &str, after: &str, line: &str) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines.iter().position(|l| l.contains(after))? + 1;
+    (lines.get(at) == Some(&line)).then(|| {
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != at)
+            .map(|(_, l)| format!("{l}\n"))
+            .collect()
+    })
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -344,6 +380,7 @@ pub fn run_until_reboot(s: &Scenario, driver: Driver, rep: &mut Reporter) -> boo
         mes: Vec::new(),
         want_trace: false,
         sections: Vec::new(),
+        extra_lines: Vec::new(),
     };
     let mut outcome = ctx.clean_slate().map_err(|e| format!("setup: {e}"));
     if outcome.is_ok() {
@@ -370,6 +407,7 @@ pub fn run_scenario(s: &Scenario, driver: Driver, rep: &mut Reporter) -> bool {
         mes: Vec::new(),
         want_trace: true,
         sections: Vec::new(),
+        extra_lines: Vec::new(),
     };
     let mut outcome = ctx.clean_slate().map_err(|e| format!("setup: {e}"));
     if outcome.is_ok() {
@@ -389,4 +427,21 @@ pub fn run_scenario(s: &Scenario, driver: Driver, rep: &mut Reporter) -> bool {
         start.elapsed().as_secs_f64()
     );
     outcome.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_extra_line;
+
+    #[test]
+    fn extra_line_taken_only_right_after_its_mark() {
+        let t = "a\nfw: notification\nhost> stop\nhost: disconnect\n";
+        assert_eq!(
+            take_extra_line(t, "notification", "host> stop").as_deref(),
+            Some("a\nfw: notification\nhost: disconnect\n")
+        );
+        assert_eq!(take_extra_line(t, "a", "host> stop"), None);
+        assert_eq!(take_extra_line(t, "missing", "host> stop"), None);
+        assert_eq!(take_extra_line(t, "disconnect", "host> stop"), None);
+    }
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use super::{in_order, notify_healed, op_ok, unbind, V1, V2};
+use super::{in_order, notify_healed, op_ok, unanswered_probe_ping_stopped, unbind, V1, V2};
 use crate::expect::{self, debugfs_dir, RUST_PROBE_BAD_ANSWER_LOG};
 use crate::framework::{check, check_eq, wait_until, Ctx, Driver, Outcome};
 use crate::kmod;
@@ -303,6 +303,7 @@ pub fn probe_bad_answer(ctx: &mut Ctx) -> Outcome {
         log.driver_lines()?,
         want,
     )?;
+    unanswered_probe_ping_stopped(ctx, &me, "unknown subcommand")?;
 
     notify_healed(ctx, &me)?;
     match ctx.driver {

@@ -19,7 +19,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::expect::FAULTS;
-use crate::framework::{Ctx, Outcome, Scenario};
+use crate::framework::{check_eq, Ctx, Driver, Outcome, Scenario};
 use crate::process::{self, Finished, Running};
 use crate::stub::{self, Me, Trace};
 use crate::watchdog::{ChildOp, OpResult, WdFile};
@@ -165,6 +165,28 @@ fn notify_healed(ctx: &Ctx, me: &Me) -> Outcome {
         t.count("fw: notification") == 1
     })
     .map(|_| ())
+}
+
+/// The stop-request's trace line.
+const STOP_REQUEST: &str = "host> 02 02 14 10 | stop-request";
+
+/// The probe's ping got no valid answer, and the probe has returned. The
+/// firmware acted on that ping's start-request (the stub arms its timer,
+/// answer or not): Rust stops the timer as its probe gives up, with a
+/// message C never sends (README, difference 3), right after the trace line
+/// that contains `after`. C waits for ever, and the timer runs on.
+fn unanswered_probe_ping_stopped(ctx: &mut Ctx, me: &Me, after: &str) -> Outcome {
+    let timer = me.timer()?;
+    ctx.log(format!("firmware timer after the probe: {}", timer.raw));
+    if ctx.driver == Driver::Rust {
+        check_eq(
+            "firmware timer after the probe",
+            timer.state.as_str(),
+            "idle",
+        )?;
+        ctx.extra_trace_line(after, STOP_REQUEST);
+    }
+    Ok(())
 }
 
 /// Checks that `needles` occur in this order (each after the previous one).

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{notify_healed, op_ok, V2};
+use super::{notify_healed, op_ok, unanswered_probe_ping_stopped, V2};
 use crate::expect::{
     debugfs_dir, fault_bound, Expected, C_UNKNOWN_PARAM_LOG, PING_TIMEOUT_PARAM, RUST_PING_TIMEOUT,
     RUST_PROBE_SILENT_LOG,
@@ -74,6 +74,7 @@ pub fn probe_silent(ctx: &mut Ctx) -> Outcome {
         printed,
         want,
     )?;
+    unanswered_probe_ping_stopped(ctx, &me, "start-response dropped")?;
     let (state, activation) = debugfs_state(ctx, &cldev)?;
     ctx.log(format!(
         "debugfs after the silent probe: {state}, {activation}"
