@@ -35,11 +35,13 @@ pub const SIGCONT: c_int = 18;
 pub const SIGSTOP: c_int = 19;
 
 /// `_IOC(dir, 'W', nr, size)` from include/uapi/asm-generic/ioctl.h.
-const fn wdioc(dir: c_ulong, nr: c_ulong, size: usize) -> c_ulong {
+pub const fn wdioc(dir: c_ulong, nr: c_ulong, size: usize) -> c_ulong {
     (dir << 30) | ((size as c_ulong) << 16) | ((b'W' as c_ulong) << 8) | nr
 }
-const IOC_READ: c_ulong = 2;
-const IOC_READ_WRITE: c_ulong = 3;
+pub const IOC_NONE: c_ulong = 0;
+pub const IOC_WRITE: c_ulong = 1;
+pub const IOC_READ: c_ulong = 2;
+pub const IOC_READ_WRITE: c_ulong = 3;
 const INT: usize = std::mem::size_of::<c_int>();
 
 const WDIOC_GETSUPPORT: c_ulong = wdioc(IOC_READ, 0, std::mem::size_of::<WatchdogInfo>());
@@ -49,6 +51,7 @@ const WDIOC_GETSUPPORT: c_ulong = wdioc(IOC_READ, 0, std::mem::size_of::<Watchdo
 pub enum IntIoctl {
     GetStatus,
     GetBootStatus,
+    SetOptions,
     Keepalive,
     SetTimeout,
     GetTimeout,
@@ -62,6 +65,7 @@ impl IntIoctl {
         match self {
             IntIoctl::GetStatus => wdioc(IOC_READ, 1, INT),
             IntIoctl::GetBootStatus => wdioc(IOC_READ, 2, INT),
+            IntIoctl::SetOptions => wdioc(IOC_READ, 4, INT),
             IntIoctl::Keepalive => wdioc(IOC_READ, 5, INT),
             IntIoctl::SetTimeout => wdioc(IOC_READ_WRITE, 6, INT),
             IntIoctl::GetTimeout => wdioc(IOC_READ, 7, INT),
@@ -100,6 +104,47 @@ pub fn ioctl_int(fd: &impl AsRawFd, request: IntIoctl, value: i32) -> io::Result
         return Err(io::Error::last_os_error());
     }
     Ok(arg)
+}
+
+/// An ioctl argument that points nowhere this process can read or write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadPointer {
+    Null,
+    /// One page up: nothing in this process maps it (below the kernel's
+    /// `mmap_min_addr` on most kernels, and never asked for here).
+    Unmapped,
+    /// In the kernel's half of the address space.
+    Kernel,
+}
+
+impl BadPointer {
+    pub const ALL: [BadPointer; 3] = [BadPointer::Null, BadPointer::Unmapped, BadPointer::Kernel];
+
+    fn addr(self) -> usize {
+        match self {
+            BadPointer::Null => 0,
+            BadPointer::Unmapped => 0x1000,
+            BadPointer::Kernel => 0xffff_ffff_8100_0000,
+        }
+    }
+}
+
+/// Issues `request` (any number, any size) with a [`BadPointer`] as the
+/// argument; returns the result or the errno.
+pub fn ioctl_bad_pointer(
+    fd: &impl AsRawFd,
+    request: c_ulong,
+    arg: BadPointer,
+) -> Result<c_int, i32> {
+    // The argument is no address of this process's memory (`BadPointer`):
+    // whatever the request reads or writes through it, the kernel refuses
+    // (EFAULT) or ignores, so nothing here changes behind Rust's back.
+    // SAFETY: as just said; the fd is valid for the call.
+    let ret = unsafe { ffi::ioctl(fd.as_raw_fd(), request, arg.addr()) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    Ok(ret)
 }
 
 /// WDIOC_GETSUPPORT.

@@ -174,6 +174,29 @@ impl WdFile {
         sys::ioctl_int(&self.file, req, value)
     }
 
+    /// An int ioctl from this process that may enter the driver: only
+    /// while the firmware answers (a silent one hangs the C driver).
+    pub fn ioctl_answered(&self, req: IntIoctl, value: i32) -> io::Result<i32> {
+        sys::ioctl_int(&self.file, req, value)
+    }
+
+    /// Any ioctl request with a pointer that points nowhere; the same
+    /// condition as [`WdFile::ioctl_answered`].
+    pub fn ioctl_bad_pointer(
+        &self,
+        request: std::os::raw::c_ulong,
+        arg: sys::BadPointer,
+    ) -> Result<i32, i32> {
+        sys::ioctl_bad_pointer(&self.file, request, arg)
+    }
+
+    /// write(2) from this process; the same condition as
+    /// [`WdFile::ioctl_answered`] (every byte count but 0 pings).
+    pub fn write_bytes(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use std::io::Write;
+        self.file.write(buf)
+    }
+
     /// Runs `op` on this open file in a child process, killed after `bound`.
     pub fn bounded(&self, op: ChildOp, bound: Duration) -> Result<Timed, String> {
         self.start(op)?.finish(bound)

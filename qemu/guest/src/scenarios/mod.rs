@@ -1,6 +1,7 @@
 //! The scenarios, in the order `--suite all` runs them, and the extra ones
 //! run only by name.
 
+mod abuse;
 mod busybox;
 mod debugfs;
 mod demo;
@@ -38,6 +39,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario::new("probe_silent", silent::probe_silent),
         Scenario::new("autoload", lifecycle::autoload),
         Scenario::new("sysfs_identity", ops::sysfs_identity),
+        Scenario::new("abuse_ioctls", abuse::abuse_ioctls),
         Scenario::new("open_close", ops::open_close),
         Scenario::new("keepalive", ops::keepalive),
         Scenario::new("keepalive_v1", ops::keepalive_v1),
