@@ -136,6 +136,9 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("--child") {
         return ExitCode::from(watchdog::child_main(&args[1..]) as u8);
     }
+    if args.first().map(String::as_str) == Some("--open") {
+        return ExitCode::from(watchdog::open_main(&args[1..]) as u8);
+    }
     if args.first().map(String::as_str) == Some("--bench") {
         return run_bench(&args[1..]);
     }

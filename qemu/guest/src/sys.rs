@@ -1,5 +1,6 @@
 //! The few C library calls std does not wrap: watchdog and MEI ioctls,
-//! poll(2), tcdrain(3), the close-on-exec flag, kill(2) and reboot(2). All `unsafe` of the crate
+//! poll(2), tcdrain(3), the close-on-exec flag, kill(2), reboot(2) and
+//! dropping root (setgroups, setgid, setuid). All `unsafe` of the crate
 //! lives here.
 
 use std::fs::{self, File, OpenOptions};
@@ -21,6 +22,9 @@ mod ffi {
         pub fn reboot(howto: c_int) -> c_int;
         pub fn poll(fds: *mut super::PollFd, nfds: c_ulong, timeout: c_int) -> c_int;
         pub fn tcdrain(fd: c_int) -> c_int;
+        pub fn setgroups(size: usize, list: *const u32) -> c_int;
+        pub fn setgid(gid: u32) -> c_int;
+        pub fn setuid(uid: u32) -> c_int;
     }
 }
 
@@ -145,6 +149,21 @@ pub fn ioctl_bad_pointer(
         return Err(io::Error::last_os_error().raw_os_error().unwrap_or(0));
     }
     Ok(ret)
+}
+
+/// Makes this process nobody (uid and gid 65534, no supplementary groups):
+/// after a setuid from root to another uid it has no capabilities either.
+pub fn become_nobody() -> io::Result<()> {
+    const NOBODY: u32 = 65534;
+    // SAFETY: an empty list; the pointer is not read.
+    if unsafe { ffi::setgroups(0, std::ptr::null()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: plain system calls with an integer argument.
+    if unsafe { ffi::setgid(NOBODY) } < 0 || unsafe { ffi::setuid(NOBODY) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// WDIOC_GETSUPPORT.

@@ -286,6 +286,45 @@ fn parse_child_output(out: &str) -> Option<OpResult> {
     }
 }
 
+/// `mei-wdt-tests --open <path> r|w|rw`: opens `path` and prints `ok 0` or
+/// `errno <n>` (for [`open_as_nobody`]).
+pub fn open_main(args: &[String]) -> i32 {
+    let [path, mode] = args else {
+        eprintln!("usage: --open <path> r|w|rw");
+        return 2;
+    };
+    if let Err(e) = sys::become_nobody() {
+        println!("cannot become nobody: {e}");
+        return 1;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    match mode.as_str() {
+        "r" => options.read(true),
+        "w" => options.write(true),
+        "rw" => options.read(true).write(true),
+        _ => return 2,
+    };
+    match options.open(path) {
+        Ok(_) => println!("ok 0"),
+        Err(e) => println!("errno {}", e.raw_os_error().unwrap_or(0)),
+    }
+    0
+}
+
+/// Opens `path` (`r`, `w` or `rw`) in a child process that makes itself nobody
+/// (uid and gid 65534, no supplementary groups; a non-root uid has no
+/// capabilities); returns what it printed, `ok 0` or `errno <n>`.
+pub fn open_as_nobody(path: &Path, mode: &str) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let out = Command::new(exe)
+        .arg("--open")
+        .arg(path)
+        .arg(mode)
+        .output()
+        .map_err(|e| format!("spawn as nobody: {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// `mei-wdt-tests --child <op> [arg] <fd>`: performs one operation on an
 /// inherited watchdog fd and prints `ok <value>` or `errno <n>`.
 pub fn child_main(args: &[String]) -> i32 {

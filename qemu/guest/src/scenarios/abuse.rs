@@ -2,7 +2,7 @@
 //! ioctl number with pointers that point nowhere, random requests, every
 //! timeout edge, every `WDIOC_SETOPTIONS` bit, writes of every length; the
 //! sysfs attributes and the debugfs files read at odd offsets and sizes,
-//! and written.
+//! and written; opens by an unprivileged user.
 //! The errno of every call goes into the trace (`== errno table`), so that
 //! the C driver's golden file is the reference for both drivers.
 
@@ -15,6 +15,7 @@ use super::V2;
 use crate::expect::debugfs_dir;
 use crate::framework::{Ctx, Outcome};
 use crate::sys::{self, BadPointer, IntIoctl, IOC_NONE, IOC_READ, IOC_READ_WRITE, IOC_WRITE};
+use crate::watchdog;
 
 /// Numbers whose answers differ between kernels, not drivers: the
 /// pretimeout pair (Debian's kernel emulates one for every watchdog) and
@@ -153,6 +154,20 @@ pub fn abuse_ioctls(ctx: &mut Ctx) -> Outcome {
             .collect();
     for (name, path) in &files {
         calls += file_abuse(name, path, &mut table);
+    }
+
+    // Opens by a user without privileges: the device node, a sysfs
+    // attribute and a debugfs file, in every mode.
+    for (name, path) in [
+        ("device node", wd.node.clone()),
+        ("sysfs identity", wd.sysfs.join("identity")),
+        ("debugfs state", dbg.join("state")),
+    ] {
+        for mode in ["r", "w", "rw"] {
+            calls += 1;
+            let r = watchdog::open_as_nobody(&path, mode)?;
+            table.push_str(&format!("{name} open {mode} as nobody: {r}\n"));
+        }
     }
 
     ctx.log(format!("{calls} calls"));
