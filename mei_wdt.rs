@@ -499,11 +499,8 @@ impl mei_cl::Driver for MeiWdt {
 
     fn notify(self: Pin<&Self>, _dev: &mei_cl::Device) {
         let action = self.wdt.inner.lock().machine.notification();
-        match action {
-            NotifAction::Ignore => {}
-            NotifAction::Register => {
-                let _ = Wdt::register(&self.wdt);
-            }
+        if action == NotifAction::Register {
+            let _ = Wdt::register(&self.wdt);
         }
     }
 }

@@ -135,14 +135,20 @@ impl BadPointer {
 
 /// Issues `request` (any number, any size) with a [`BadPointer`] as the
 /// argument; returns the result or the errno.
-pub fn ioctl_bad_pointer(
+///
+/// # Safety
+///
+/// `fd` is a watchdog device node. Its ioctls, and the generic ones the
+/// VFS answers for every file, only read or write through the argument
+/// (which a [`BadPointer`] makes fail with EFAULT) or change the file's own
+/// flags; another kind of file may have requests that do more.
+pub unsafe fn ioctl_bad_pointer(
     fd: &impl AsRawFd,
     request: c_ulong,
     arg: BadPointer,
 ) -> Result<c_int, i32> {
-    // The argument is no address of this process's memory (`BadPointer`):
-    // whatever the request reads or writes through it, the kernel refuses
-    // (EFAULT) or ignores, so nothing here changes behind Rust's back.
+    // The argument is no address of this process's memory, and the fd is
+    // a watchdog's (the caller's promise): nothing here changes.
     // SAFETY: as just said; the fd is valid for the call.
     let ret = unsafe { ffi::ioctl(fd.as_raw_fd(), request, arg.addr()) };
     if ret < 0 {

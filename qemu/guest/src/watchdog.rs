@@ -169,31 +169,26 @@ impl WdFile {
     }
 
     /// An int ioctl from this process: only for calls the watchdog core
-    /// answers without entering the driver.
+    /// answers without entering the driver, or while the firmware answers
+    /// (a silent one hangs the C driver, and this process with it).
     pub fn ioctl(&self, req: IntIoctl, value: i32) -> io::Result<i32> {
         sys::ioctl_int(&self.file, req, value)
     }
 
-    /// An int ioctl from this process that may enter the driver: only
-    /// while the firmware answers (a silent one hangs the C driver).
-    pub fn ioctl_answered(&self, req: IntIoctl, value: i32) -> io::Result<i32> {
-        sys::ioctl_int(&self.file, req, value)
-    }
-
     /// Any ioctl request with a pointer that points nowhere; the same
-    /// condition as [`WdFile::ioctl_answered`].
+    /// condition as [`WdFile::ioctl`].
     pub fn ioctl_bad_pointer(
         &self,
         request: std::os::raw::c_ulong,
         arg: sys::BadPointer,
     ) -> Result<i32, i32> {
-        sys::ioctl_bad_pointer(&self.file, request, arg)
+        // SAFETY: a `WdFile` is an open watchdog device node.
+        unsafe { sys::ioctl_bad_pointer(&self.file, request, arg) }
     }
 
-    /// write(2) from this process; the same condition as
-    /// [`WdFile::ioctl_answered`] (every byte count but 0 pings).
+    /// write(2) from this process; the same condition as [`WdFile::ioctl`]
+    /// (every byte count but 0 pings).
     pub fn write_bytes(&mut self, buf: &[u8]) -> io::Result<usize> {
-        use std::io::Write;
         self.file.write(buf)
     }
 
@@ -297,7 +292,7 @@ pub fn open_main(args: &[String]) -> i32 {
         println!("cannot become nobody: {e}");
         return 1;
     }
-    let mut options = std::fs::OpenOptions::new();
+    let mut options = OpenOptions::new();
     match mode.as_str() {
         "r" => options.read(true),
         "w" => options.write(true),

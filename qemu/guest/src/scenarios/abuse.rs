@@ -28,6 +28,10 @@ const ENOTTY: i32 = 25;
 const INFO: usize = 40;
 const SEED: u64 = 0x6162_7573_6500_0001;
 
+fn errno(e: std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
+}
+
 fn show(r: Result<i32, i32>) -> String {
     match r {
         Ok(v) => format!("ok {v}"),
@@ -100,8 +104,7 @@ pub fn abuse_ioctls(ctx: &mut Ctx) -> Outcome {
     // Timeouts at and past every edge; each accepted one pings.
     for t in [0, 1, 119, 120, 65535, 65536, i32::MAX, -1, 120] {
         calls += 1;
-        let r = f.ioctl_answered(IntIoctl::SetTimeout, t);
-        let r = r.map_err(|e| e.raw_os_error().unwrap_or(0));
+        let r = f.ioctl(IntIoctl::SetTimeout, t).map_err(errno);
         table.push_str(&format!("SETTIMEOUT {t}: {}\n", show(r)));
     }
 
@@ -112,8 +115,7 @@ pub fn abuse_ioctls(ctx: &mut Ctx) -> Outcome {
     masks.push(2);
     for m in masks {
         calls += 1;
-        let r = f.ioctl_answered(IntIoctl::SetOptions, m);
-        let r = r.map_err(|e| e.raw_os_error().unwrap_or(0));
+        let r = f.ioctl(IntIoctl::SetOptions, m).map_err(errno);
         table.push_str(&format!("SETOPTIONS {:#010x}: {}\n", m as u32, show(r)));
     }
 
@@ -181,7 +183,6 @@ pub fn abuse_ioctls(ctx: &mut Ctx) -> Outcome {
 /// call into `table`. Returns the number of calls.
 fn file_abuse(name: &str, path: &Path, table: &mut String) -> u32 {
     let mut calls = 0;
-    let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(0);
     match File::open(path) {
         Err(e) => table.push_str(&format!("{name}: open: errno {}\n", errno(e))),
         Ok(f) => {
