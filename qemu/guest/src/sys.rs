@@ -25,6 +25,7 @@ mod ffi {
         pub fn setgroups(size: usize, list: *const u32) -> c_int;
         pub fn setgid(gid: u32) -> c_int;
         pub fn setuid(uid: u32) -> c_int;
+        pub fn syscall(number: std::os::raw::c_long, ...) -> std::os::raw::c_long;
     }
 }
 
@@ -167,6 +168,41 @@ pub fn become_nobody() -> io::Result<()> {
     }
     // SAFETY: plain system calls with an integer argument.
     if unsafe { ffi::setgid(NOBODY) } < 0 || unsafe { ffi::setuid(NOBODY) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+const SYS_DELETE_MODULE: std::os::raw::c_long = 176;
+const SYS_FINIT_MODULE: std::os::raw::c_long = 313;
+
+/// delete_module(2) with O_NONBLOCK: the kernel's own answer, which
+/// busybox rmmod turns into text (a module in use: EWOULDBLOCK).
+pub fn delete_module(name: &str) -> io::Result<()> {
+    let name = std::ffi::CString::new(name).map_err(io::Error::other)?;
+    // SAFETY: `name` is a NUL-terminated string that outlives the call; the
+    // flags are an integer.
+    let ret = unsafe { ffi::syscall(SYS_DELETE_MODULE, name.as_ptr(), O_NONBLOCK) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// finit_module(2) of the module file `module` with `params` (`a=b c=d`).
+pub fn finit_module(module: &File, params: &str) -> io::Result<()> {
+    let params = std::ffi::CString::new(params).map_err(io::Error::other)?;
+    // SAFETY: an open file's descriptor and a NUL-terminated string that
+    // outlives the call; the kernel only reads both.
+    let ret = unsafe {
+        ffi::syscall(
+            SYS_FINIT_MODULE,
+            module.as_raw_fd(),
+            params.as_ptr(),
+            0 as c_int,
+        )
+    };
+    if ret < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())

@@ -12,6 +12,7 @@ mod notify;
 mod ops;
 mod probe;
 mod silent;
+mod stress;
 mod timer;
 mod tools;
 
@@ -101,7 +102,11 @@ pub fn all() -> Vec<Scenario> {
 
 /// Scenarios run only when named (`--suite demo`), never by `all`.
 pub fn extra() -> Vec<Scenario> {
-    vec![Scenario::new("demo", demo::demo)]
+    vec![
+        Scenario::new("demo", demo::demo),
+        // Not yet in `all`: it finds a leak still being run down (issue 13).
+        Scenario::new("stress_two_devices", stress::stress_two_devices),
+    ]
 }
 
 /// Logs a finished program's command line and output.

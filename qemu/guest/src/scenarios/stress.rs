@@ -1,0 +1,676 @@
+//! Concurrent stress, for the debug kernel: threads open, ping, configure,
+//! query, write and close both watchdogs while other loops unbind and bind
+//! the driver, reset the ME links, flip NOT_REQUIRED, send notifications,
+//! and unload and load the driver. Two ME devices, one v2 and one v1.
+//!
+//! Every call is timed against its bound and its errno checked against the
+//! set this load may give ([`allowed`]); kmemleak scans after each phase;
+//! then a clean load, ping and close on both devices gives the trace that
+//! is held to the C driver's golden file.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, RwLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::{op_ok, V1, V2};
+use crate::framework::{check, Ctx, Driver, Outcome};
+
+const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
+use crate::kmod;
+use crate::stub::{self, Me};
+use crate::sys::{self, IntIoctl};
+use crate::watchdog::{self, ChildOp, Watchdog};
+
+const SEED: u64 = 0x7374_7265_7373_0001;
+/// The driver's ping bound in this scenario (the C driver ignores it).
+const PING_TIMEOUT: Duration = Duration::from_millis(1000);
+const PHASES: u64 = 2;
+
+/// Loop sizes, per phase.
+#[derive(Clone, Copy, Debug)]
+struct Sizes {
+    /// Threads using the watchdogs, and the ioctls each makes.
+    threads: usize,
+    ioctls_per_thread: u64,
+    /// Unbind-then-bind cycles (two events each).
+    rebinds: u64,
+    resets: u64,
+    /// NOT_REQUIRED on, then off, each with a notification (two events).
+    flips: u64,
+    notifications: u64,
+    /// Unload attempts, with a device held open or not (an unload that
+    /// succeeds is followed by a load: two events).
+    unloads: u64,
+}
+
+const SIZES: Sizes = Sizes {
+    threads: 4,
+    ioctls_per_thread: 7_000,
+    rebinds: 120,
+    resets: 60,
+    flips: 60,
+    notifications: 120,
+    unloads: 60,
+};
+
+const ENOENT: i32 = 2;
+const EIO: i32 = 5;
+const ENXIO: i32 = 6;
+const EAGAIN: i32 = 11;
+const EBUSY: i32 = 16;
+const EEXIST: i32 = 17;
+const ENODEV: i32 = 19;
+const EINVAL: i32 = 22;
+const EPROTO: i32 = 71;
+const EOPNOTSUPP: i32 = 95;
+const ENOTCONN: i32 = 107;
+const ETIMEDOUT: i32 = 110;
+
+/// The errnos a call may give under this load, and why.
+fn allowed(call: &str, errno: i32) -> bool {
+    let set: &[i32] = match call {
+        // The node went with its device (ENOENT), its device is being
+        // unregistered (ENXIO: the character device is gone; ENODEV: the
+        // core's device is), or another thread has it open (EBUSY).
+        "open" => &[ENOENT, ENXIO, ENODEV, EBUSY],
+        // Calls on an open file whose device was unregistered under it.
+        "getstatus" | "getbootstatus" | "gettimeout" => &[ENODEV],
+        // 6.12's core has no estimate of its own.
+        "gettimeleft" => &[ENODEV, EOPNOTSUPP],
+        // A ping: the device went (ENODEV), or a link reset lost the
+        // answer (ETIMEDOUT) or the message (EIO).
+        "keepalive" | "write" => &[ENODEV, ETIMEDOUT, EIO],
+        // The same, and timeouts out of range (the random values).
+        "settimeout" => &[ENODEV, ETIMEDOUT, EIO, EINVAL],
+        // Not bound (ENODEV: also while a link reset has taken the device
+        // away), or the driver is not loaded (ENOENT: no `unbind` file).
+        "unbind" => &[ENODEV, ENOENT],
+        // Already bound (EBUSY), the device or the driver absent (ENODEV,
+        // ENOENT), or the probe failed as a link reset took its client
+        // away: its ping unanswered or unsent.
+        "bind" => &[EBUSY, ENODEV, ENOENT, ETIMEDOUT, EIO, EPROTO],
+        // The ME's client is not connected (no driver bound, or a link
+        // reset under way), or a notification is still pending.
+        "notify" => &[ENOTCONN, EBUSY],
+        // In use (the kernel's EWOULDBLOCK, which kmod's rmmod reports as
+        // "is in use").
+        "unload" => &[EAGAIN],
+        // Held open: the unload must fail with EWOULDBLOCK, and a load with
+        // EEXIST.
+        "unload-held" => &[EAGAIN],
+        "load-held" => &[EEXIST],
+        _ => &[],
+    };
+    set.contains(&errno)
+}
+
+/// xorshift64*, as in the other seeded loops.
+#[derive(Clone, Copy)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pause(&mut self, max_ms: u64) {
+        thread::sleep(Duration::from_millis(self.below(max_ms + 1)));
+    }
+}
+
+/// What one loop did: results per call, the longest time each took, and
+/// what broke the rules.
+#[derive(Default)]
+struct Tally {
+    results: BTreeMap<String, u64>,
+    longest: BTreeMap<&'static str, Duration>,
+    violations: Vec<String>,
+    ioctls: u64,
+    writes: u64,
+    events: u64,
+}
+
+impl Tally {
+    /// Records one call: its result, its time against `bound`.
+    fn call(&mut self, call: &'static str, r: &io::Result<()>, took: Duration, bound: Duration) {
+        let key = match r {
+            Ok(()) => format!("{call} ok"),
+            Err(e) => format!("{call} errno {}", errno(e)),
+        };
+        *self.results.entry(key).or_default() += 1;
+        let longest = self.longest.entry(call).or_default();
+        *longest = (*longest).max(took);
+        if took > bound {
+            self.violations.push(format!(
+                "{call} took {:.2} s, bound {:.2} s ({r:?})",
+                took.as_secs_f64(),
+                bound.as_secs_f64()
+            ));
+        }
+        if let Err(e) = r {
+            if !allowed(call, errno(e)) {
+                self.violations.push(format!("{call}: {e}"));
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        for (k, v) in other.results {
+            *self.results.entry(k).or_default() += v;
+        }
+        for (k, v) in other.longest {
+            let longest = self.longest.entry(k).or_default();
+            *longest = (*longest).max(v);
+        }
+        self.violations.extend(other.violations);
+        self.ioctls += other.ioctls;
+        self.writes += other.writes;
+        self.events += other.events;
+    }
+}
+
+fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
+}
+
+/// Times `f` and records it in `tally`.
+fn timed<T>(
+    tally: &mut Tally,
+    call: &'static str,
+    bound: Duration,
+    f: impl FnOnce() -> io::Result<T>,
+) -> io::Result<T> {
+    let start = Instant::now();
+    let r = f();
+    let took = start.elapsed();
+    tally.call(
+        call,
+        &r.as_ref().map(|_| ()).map_err(clone_error),
+        took,
+        bound,
+    );
+    r
+}
+
+fn clone_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(n) => io::Error::from_raw_os_error(n),
+        None => io::Error::other(e.to_string()),
+    }
+}
+
+/// A write of `text` in one write(2), with the errno.
+fn write_errno(path: &Path, text: &str) -> io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .write_all(text.as_bytes())
+}
+
+/// What every loop needs: the devices, the bounds, the stop flag.
+#[derive(Clone)]
+struct Env {
+    mes: [Me; 2],
+    /// The MEI bus devices of the two watchdog clients.
+    cldevs: [String; 2],
+    /// The longest a call on the watchdog may take: a ping waits for the
+    /// core's lock and the send lock, each held by at most one other ping.
+    call_bound: Duration,
+    /// The longest a sysfs or module call may take (a bind probes).
+    control_bound: Duration,
+}
+
+/// The open watchdog of each device, as its owner thread left it: the
+/// ioctl threads use it under the read lock, the owner closes it under
+/// the write lock. One opener per device, as a daemon is: two tasks that
+/// open and close one device race in the watchdog core itself (see
+/// [`owner_loop`]).
+type Slots = Arc<[RwLock<Option<File>>; 2]>;
+
+/// The watchdog of device `d`, if registered.
+fn watchdog_of(env: &Env, d: usize) -> Option<Watchdog> {
+    watchdog::find_all()
+        .into_iter()
+        .find(|wd| wd.parent == env.cldevs[d])
+}
+
+/// The owner of device `d`'s open file: opens the watchdog, leaves it open
+/// for the ioctl threads 0 to 20 ms, closes it; until `done`.
+///
+/// Only this thread opens the device. The watchdog core's release clears
+/// the single-open bit before it reads whether the hardware runs, without
+/// any lock an open takes: an open by another task in between starts the
+/// watchdog, and the release then keeps its module and device references
+/// for ever (kmemleak: the `watchdog_core_data`; rmmod: in use). Any
+/// driver's device leaks so; this is not the driver's to fix.
+fn owner_loop(env: &Env, d: usize, mut rng: Rng, slots: &Slots, done: &AtomicBool) -> Tally {
+    let mut tally = Tally::default();
+    while !done.load(Ordering::Relaxed) {
+        let Some(wd) = watchdog_of(env, d) else {
+            rng.pause(5);
+            continue;
+        };
+        let opened = timed(&mut tally, "open", env.call_bound, || {
+            OpenOptions::new().write(true).open(&wd.node)
+        });
+        if let Ok(file) = opened {
+            *slots[d].write().unwrap_or_else(|e| e.into_inner()) = Some(file);
+            rng.pause(20);
+            let file = slots[d].write().unwrap_or_else(|e| e.into_inner()).take();
+            let _ = timed(&mut tally, "close", env.call_bound, || {
+                drop(file);
+                Ok(())
+            });
+        }
+        rng.pause(2);
+    }
+    tally
+}
+
+/// The calls an ioctl thread makes on an open watchdog.
+const OPS: [&str; 7] = [
+    "keepalive",
+    "keepalive",
+    "getstatus",
+    "gettimeleft",
+    "gettimeout",
+    "settimeout",
+    "write",
+];
+
+/// One ioctl thread: a random call on the open file of a random device,
+/// until it has made `quota` ioctls and `control_done` is set (the load
+/// lasts as long as the lifecycle loops do).
+fn ioctl_loop(
+    env: &Env,
+    mut rng: Rng,
+    quota: u64,
+    slots: &Slots,
+    control_done: &AtomicBool,
+) -> Tally {
+    let mut tally = Tally::default();
+    while tally.ioctls < quota || !control_done.load(Ordering::Relaxed) {
+        let d = rng.below(2) as usize;
+        let op = OPS[rng.below(OPS.len() as u64) as usize];
+        let slot = slots[d].read().unwrap_or_else(|e| e.into_inner());
+        let Some(file) = slot.as_ref() else {
+            drop(slot);
+            rng.pause(1);
+            continue;
+        };
+        if op == "write" {
+            tally.writes += 1;
+            let mut file = file;
+            let _ = timed(&mut tally, op, env.call_bound, || file.write(b"k"));
+            continue;
+        }
+        let (req, value) = match op {
+            "keepalive" => (IntIoctl::Keepalive, 0),
+            "getstatus" => (IntIoctl::GetStatus, 0),
+            "gettimeleft" => (IntIoctl::GetTimeleft, 0),
+            "gettimeout" => (IntIoctl::GetTimeout, 0),
+            // 0 to 69,999: about one in nine out of range.
+            _ => (IntIoctl::SetTimeout, rng.below(70_000) as i32),
+        };
+        tally.ioctls += 1;
+        let _ = timed(&mut tally, op, env.call_bound, || {
+            sys::ioctl_int(file, req, value)
+        });
+    }
+    tally
+}
+
+/// Unbinds a random device from the driver, waits a little, binds it.
+fn rebind_loop(env: &Env, mut rng: Rng, n: u64) -> Tally {
+    let mut tally = Tally::default();
+    let dir = Path::new(stub::DRIVER_DIR);
+    for _ in 0..n {
+        let cldev = &env.cldevs[rng.below(2) as usize];
+        let _ = timed(&mut tally, "unbind", env.control_bound, || {
+            write_errno(&dir.join("unbind"), cldev)
+        });
+        rng.pause(20);
+        let _ = timed(&mut tally, "bind", env.control_bound, || {
+            write_errno(&dir.join("bind"), cldev)
+        });
+        tally.events += 2;
+        rng.pause(20);
+    }
+    tally
+}
+
+/// A stub control write that must succeed, or give an allowed errno.
+fn stub_write(tally: &mut Tally, env: &Env, call: &'static str, path: &Path, text: &str) {
+    let _ = timed(tally, call, env.control_bound, || write_errno(path, text));
+}
+
+fn me_file(me: &Me, file: &str) -> std::path::PathBuf {
+    Path::new(stub::STUB_DIR).join(me.name()).join(file)
+}
+
+fn reset_loop(env: &Env, mut rng: Rng, n: u64) -> Tally {
+    let mut tally = Tally::default();
+    for _ in 0..n {
+        let me = &env.mes[rng.below(2) as usize];
+        stub_write(&mut tally, env, "reset", &me_file(me, "ctl"), "reset");
+        tally.events += 1;
+        rng.pause(300);
+    }
+    tally
+}
+
+fn flip_loop(env: &Env, mut rng: Rng, n: u64) -> Tally {
+    let mut tally = Tally::default();
+    for _ in 0..n {
+        let me = &env.mes[rng.below(2) as usize];
+        for value in ["not_required=1", "not_required=0"] {
+            stub_write(&mut tally, env, "config", &me_file(me, "config"), value);
+            stub_write(&mut tally, env, "notify", &me_file(me, "ctl"), "notify");
+            tally.events += 1;
+            rng.pause(100);
+        }
+    }
+    tally
+}
+
+fn notify_loop(env: &Env, mut rng: Rng, n: u64) -> Tally {
+    let mut tally = Tally::default();
+    for _ in 0..n {
+        let me = &env.mes[rng.below(2) as usize];
+        stub_write(&mut tally, env, "notify", &me_file(me, "ctl"), "notify");
+        tally.events += 1;
+        rng.pause(50);
+    }
+    tally
+}
+
+/// Loads the driver from its file, with this scenario's ping bound.
+fn load_driver() -> io::Result<()> {
+    let path = kmod::module_path(kmod::DRIVER).map_err(io::Error::other)?;
+    let file = File::open(path)?;
+    sys::finit_module(&file, &ping_param())
+}
+
+fn ping_param() -> String {
+    format!("ping_timeout_ms={}", PING_TIMEOUT.as_millis())
+}
+
+/// Every other round borrows a device's open file (waiting for one up to
+/// 200 ms) and requires the unload and a second load to fail meanwhile;
+/// the other rounds try to unload, and load the driver again when that
+/// worked.
+fn module_loop(env: &Env, mut rng: Rng, n: u64, slots: &Slots) -> Tally {
+    let mut tally = Tally::default();
+    for round in 0..n {
+        if round % 2 == 0 {
+            let deadline = Instant::now() + Duration::from_millis(200);
+            let held = loop {
+                let d = rng.below(2) as usize;
+                let slot = slots[d].read().unwrap_or_else(|e| e.into_inner());
+                if slot.is_some() || Instant::now() >= deadline {
+                    break slot;
+                }
+                drop(slot);
+                rng.pause(5);
+            };
+            if held.is_some() {
+                let unloaded = timed(&mut tally, "unload-held", env.control_bound, || {
+                    sys::delete_module(kmod::DRIVER)
+                });
+                if unloaded.is_ok() {
+                    tally
+                        .violations
+                        .push("the driver unloaded while a watchdog was open".into());
+                }
+                let loaded = timed(&mut tally, "load-held", env.control_bound, load_driver);
+                if loaded.is_ok() {
+                    tally
+                        .violations
+                        .push("a second load of the driver succeeded".into());
+                }
+                tally.events += 2;
+            }
+        } else {
+            let unloaded = timed(&mut tally, "unload", env.control_bound, || {
+                sys::delete_module(kmod::DRIVER)
+            });
+            tally.events += 1;
+            if unloaded.is_ok() {
+                rng.pause(50);
+                let _ = timed(&mut tally, "load", env.control_bound, load_driver);
+                tally.events += 1;
+            }
+        }
+        rng.pause(100);
+    }
+    tally
+}
+
+/// Runs every loop of one phase at once; returns their merged tally, or an
+/// error if one did not finish within `deadline` (a call hangs).
+fn phase(env: &Env, seed: u64, deadline: Duration) -> Result<Tally, String> {
+    let slots: Slots = Arc::new([RwLock::new(None), RwLock::new(None)]);
+    // The lifecycle loops are done; then the ioctl threads too.
+    let control_done = Arc::new(AtomicBool::new(false));
+    let all_done = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel::<(String, Tally)>();
+    let mut rng = Rng(seed);
+    let mut running = Vec::new();
+    let mut spawn = |name: String, f: Box<dyn FnOnce(Rng) -> Tally + Send>, rng: Rng| {
+        let tx = tx.clone();
+        running.push(name.clone());
+        thread::spawn(move || {
+            let tally = f(rng);
+            let _ = tx.send((name, tally));
+        });
+    };
+    for d in 0..2 {
+        let (env, slots, done) = (env.clone(), slots.clone(), all_done.clone());
+        spawn(
+            format!("owner {d}"),
+            Box::new(move |r| owner_loop(&env, d, r, &slots, &done)),
+            Rng(rng.next() | 1),
+        );
+    }
+    for i in 0..SIZES.threads {
+        let (env, slots, done) = (env.clone(), slots.clone(), control_done.clone());
+        spawn(
+            format!("ioctl thread {i}"),
+            Box::new(move |r| ioctl_loop(&env, r, SIZES.ioctls_per_thread, &slots, &done)),
+            Rng(rng.next() | 1),
+        );
+    }
+    type Loop = fn(&Env, Rng, u64) -> Tally;
+    let loops: [(&str, Loop, u64); 4] = [
+        ("rebind", rebind_loop, SIZES.rebinds),
+        ("reset", reset_loop, SIZES.resets),
+        ("flip", flip_loop, SIZES.flips),
+        ("notify", notify_loop, SIZES.notifications),
+    ];
+    for (name, f, n) in loops {
+        let env = env.clone();
+        spawn(
+            name.to_string(),
+            Box::new(move |r| f(&env, r, n)),
+            Rng(rng.next() | 1),
+        );
+    }
+    {
+        let (env, slots) = (env.clone(), slots.clone());
+        spawn(
+            "module".into(),
+            Box::new(move |r| module_loop(&env, r, SIZES.unloads, &slots)),
+            Rng(rng.next() | 1),
+        );
+    }
+    drop(tx);
+    let start = Instant::now();
+    let mut total = Tally::default();
+    let (mut control_left, mut ioctl_left) = (loops.len() + 1, SIZES.threads);
+    while !running.is_empty() {
+        let left = deadline.saturating_sub(start.elapsed());
+        let (name, tally) = rx.recv_timeout(left).map_err(|_| {
+            format!(
+                "still running after {:.0} s (a call hangs): {}",
+                deadline.as_secs_f64(),
+                running.join(", ")
+            )
+        })?;
+        running.retain(|n| *n != name);
+        if name.starts_with("ioctl") {
+            ioctl_left -= 1;
+        } else if !name.starts_with("owner") {
+            control_left -= 1;
+        }
+        if control_left == 0 {
+            control_done.store(true, Ordering::Relaxed);
+            if ioctl_left == 0 {
+                all_done.store(true, Ordering::Relaxed);
+            }
+        }
+        total.merge(tally);
+    }
+    Ok(total)
+}
+
+/// Scans for leaks (objects younger than 5 s are not reported: wait
+/// first); fails on any report.
+fn kmemleak_scan(ctx: &mut Ctx, after: &str) -> Outcome {
+    if !Path::new(KMEMLEAK).exists() {
+        ctx.log(format!("{after}: no kmemleak on this kernel"));
+        return Ok(());
+    }
+    thread::sleep(Duration::from_secs(6));
+    let start = Instant::now();
+    for _ in 0..2 {
+        stub::write_file(Path::new(KMEMLEAK), "scan")?;
+    }
+    let report = stub::read_file(Path::new(KMEMLEAK))?;
+    ctx.log(format!(
+        "{after}: kmemleak scan, {:.1} s: {}",
+        start.elapsed().as_secs_f64(),
+        if report.trim().is_empty() {
+            "nothing"
+        } else {
+            "LEAKS"
+        }
+    ));
+    check(report.trim().is_empty(), || {
+        format!("kmemleak after {after}:\n{report}")
+    })
+}
+
+/// Brings the driver back to a clean start: loaded with both devices
+/// bound and registered, NOT_REQUIRED off, the traces cleared.
+fn clean_start(ctx: &mut Ctx, mes: &[Me; 2]) -> Result<Vec<Watchdog>, String> {
+    for me in mes {
+        me.set("not_required=0")?;
+    }
+    ctx.unload_driver()?;
+    for me in mes {
+        me.settle(&ctx.t)?;
+        me.set("trace=1")?;
+        me.ctl("clear")?;
+    }
+    ctx.load_driver_with(&[&ping_param()])?;
+    let wds = ctx.wait_watchdogs(2)?;
+    for me in mes {
+        me.settle(&ctx.t)?;
+    }
+    Ok(wds)
+}
+
+pub fn stress_two_devices(ctx: &mut Ctx) -> Outcome {
+    ctx.load_stub()?;
+    let mes = [ctx.add_me(V2)?, ctx.add_me(V1)?];
+    ctx.load_driver_with(&[&ping_param()])?;
+    ctx.wait_watchdogs(2)?;
+    let mut cldevs = stub::wdt_clients();
+    check(cldevs.len() == 2, || {
+        format!("want two watchdog clients, got {cldevs:?}")
+    })?;
+    let env = Env {
+        cldevs: [cldevs.remove(0), cldevs.remove(0)],
+        mes: mes.clone(),
+        call_bound: 2 * PING_TIMEOUT + ctx.t.scale(Duration::from_secs(1)),
+        control_bound: ctx.t.probe,
+    };
+    if ctx.driver == Driver::Rust {
+        for me in &mes {
+            me.settle(&ctx.t)?;
+            me.set("trace=0")?;
+        }
+        ctx.log(format!(
+            "seed {SEED:#x}, {PHASES} phases of {SIZES:?}; bounds: calls on a watchdog {:.1} s, control calls {:.1} s",
+            env.call_bound.as_secs_f64(),
+            env.control_bound.as_secs_f64()
+        ));
+        let mut total = Tally::default();
+        for p in 0..PHASES {
+            let start = Instant::now();
+            let tally = phase(&env, SEED + p, Duration::from_secs(900))?;
+            ctx.log(format!(
+                "phase {}: {:.1} s, {} ioctls, {} writes, {} lifecycle events",
+                p + 1,
+                start.elapsed().as_secs_f64(),
+                tally.ioctls,
+                tally.writes,
+                tally.events
+            ));
+            total.merge(tally);
+            if !kmod::is_loaded(kmod::DRIVER) {
+                load_driver().map_err(|e| format!("load after phase {}: {e}", p + 1))?;
+            }
+            kmemleak_scan(ctx, &format!("phase {}", p + 1))?;
+        }
+        for (k, v) in &total.results {
+            ctx.log(format!("  {k}: {v}"));
+        }
+        for (k, v) in &total.longest {
+            ctx.log(format!("  longest {k}: {:.3} s", v.as_secs_f64()));
+        }
+        ctx.log(format!(
+            "total: {} ioctls, {} writes, {} lifecycle events, {} violations",
+            total.ioctls,
+            total.writes,
+            total.events,
+            total.violations.len()
+        ));
+        check(total.violations.is_empty(), || {
+            let mut v = total.violations.clone();
+            v.truncate(20);
+            format!(
+                "{} call(s) broke their bound or errno set, first: {}",
+                total.violations.len(),
+                v.join("; ")
+            )
+        })?;
+        let min_ioctls = SIZES.threads as u64 * SIZES.ioctls_per_thread * PHASES;
+        check(total.ioctls >= min_ioctls, || {
+            format!("only {} ioctls, want {min_ioctls}", total.ioctls)
+        })?;
+    }
+    // A clean load, ping and close on both devices: the trace C gives.
+    let wds = clean_start(ctx, &mes)?;
+    for wd in &wds {
+        let f = wd.open()?;
+        op_ok(ctx, &f, ChildOp::Keepalive)?;
+        drop(f);
+        for me in &mes {
+            me.settle(&ctx.t)?;
+        }
+    }
+    Ok(())
+}
