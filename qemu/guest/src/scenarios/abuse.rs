@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::V2;
+use super::{Rng, V2};
 use crate::expect::debugfs_dir;
 use crate::framework::{Ctx, Outcome};
 use crate::sys::{self, BadPointer, IntIoctl, IOC_NONE, IOC_READ, IOC_READ_WRITE, IOC_WRITE};
@@ -37,14 +37,6 @@ fn show(r: Result<i32, i32>) -> String {
         Ok(v) => format!("ok {v}"),
         Err(e) => format!("errno {e}"),
     }
-}
-
-/// xorshift64*, as in the protocol crate's fuzzing.
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
 
 pub fn abuse_ioctls(ctx: &mut Ctx) -> Outcome {
@@ -81,17 +73,17 @@ pub fn abuse_ioctls(ctx: &mut Ctx) -> Outcome {
     ));
 
     // Random requests of any type, size and direction.
-    let mut rng = SEED;
+    let mut rng = Rng(SEED);
     let mut random_enotty = 0u32;
     const RANDOM: u32 = 2000;
     for _ in 0..RANDOM {
-        let req = next(&mut rng) & 0xffff_ffff;
+        let req = rng.next() & 0xffff_ffff;
         // Skip the watchdog's own type: covered above.
         if (req >> 8) & 0xff == u64::from(b'W') {
             continue;
         }
         calls += 1;
-        let p = BadPointer::ALL[(next(&mut rng) % 3) as usize];
+        let p = BadPointer::ALL[(rng.next() % 3) as usize];
         match f.ioctl_bad_pointer(req, p) {
             Err(ENOTTY) => random_enotty += 1,
             r => table.push_str(&format!("request {req:#010x} {p:?}: {}\n", show(r))),
@@ -111,7 +103,7 @@ pub fn abuse_ioctls(ctx: &mut Ctx) -> Outcome {
     // Every single option bit, then seeded random masks. DISABLECARD
     // stops, ENABLECARD starts: the trace shows both.
     let mut masks: Vec<i32> = (0..32).map(|b| (1u32 << b) as i32).collect();
-    masks.extend((0..16).map(|_| next(&mut rng) as i32));
+    masks.extend((0..16).map(|_| rng.next() as i32));
     masks.push(2);
     for m in masks {
         calls += 1;

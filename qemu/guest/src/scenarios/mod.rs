@@ -18,6 +18,7 @@ mod tools;
 
 use std::path::Path;
 use std::process::Command;
+use std::thread;
 use std::time::Duration;
 
 use crate::expect::FAULTS;
@@ -107,6 +108,29 @@ pub fn extra() -> Vec<Scenario> {
         // Not yet in `all`: it finds a leak still being run down (issue 13).
         Scenario::new("stress_two_devices", stress::stress_two_devices),
     ]
+}
+
+/// xorshift64*, as in the protocol crate's fuzzing: the seeded loops of
+/// the scenarios.
+#[derive(Clone, Copy)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// Sleeps 0 to `max_ms` ms.
+    pub fn pause(&mut self, max_ms: u64) {
+        thread::sleep(Duration::from_millis(self.below(max_ms + 1)));
+    }
 }
 
 /// Logs a finished program's command line and output.

@@ -17,7 +17,7 @@ use std::sync::{mpsc, Arc, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{op_ok, V1, V2};
+use super::{op_ok, Rng, V1, V2};
 use crate::framework::{check, Ctx, Driver, Outcome};
 
 const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
@@ -109,27 +109,6 @@ fn allowed(call: &str, errno: i32) -> bool {
     set.contains(&errno)
 }
 
-/// xorshift64*, as in the other seeded loops.
-#[derive(Clone, Copy)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pause(&mut self, max_ms: u64) {
-        thread::sleep(Duration::from_millis(self.below(max_ms + 1)));
-    }
-}
-
 /// What one loop did: results per call, the longest time each took, and
 /// what broke the rules.
 #[derive(Default)]
@@ -144,7 +123,13 @@ struct Tally {
 
 impl Tally {
     /// Records one call: its result, its time against `bound`.
-    fn call(&mut self, call: &'static str, r: &io::Result<()>, took: Duration, bound: Duration) {
+    fn call(
+        &mut self,
+        call: &'static str,
+        r: Result<(), &io::Error>,
+        took: Duration,
+        bound: Duration,
+    ) {
         let key = match r {
             Ok(()) => format!("{call} ok"),
             Err(e) => format!("{call} errno {}", errno(e)),
@@ -195,20 +180,8 @@ fn timed<T>(
     let start = Instant::now();
     let r = f();
     let took = start.elapsed();
-    tally.call(
-        call,
-        &r.as_ref().map(|_| ()).map_err(clone_error),
-        took,
-        bound,
-    );
+    tally.call(call, r.as_ref().map(|_| ()), took, bound);
     r
-}
-
-fn clone_error(e: &io::Error) -> io::Error {
-    match e.raw_os_error() {
-        Some(n) => io::Error::from_raw_os_error(n),
-        None => io::Error::other(e.to_string()),
-    }
 }
 
 /// A write of `text` in one write(2), with the errno.
