@@ -53,6 +53,9 @@ fn bound_ms() -> u32 {
     ping_timeout_ms.get().clamp(100, 60_000)
 }
 
+/// How often the probe's wait for its answer looks at the link, ms.
+const LINK_POLL_MS: u32 = 20;
+
 /// Identity reported to userspace, as the C driver's `INTEL_AMT_WATCHDOG_ID`.
 const IDENTITY: &str = "iamt_wdt";
 
@@ -77,6 +80,31 @@ mei_cl::mei_cl_device_table!(
     )]
 );
 
+/// A send under the send lock fails with EFAULT only when a link reset
+/// ends its wait for the write (no other send can reset the client's write
+/// state): the device is going away, which userspace is told as ENODEV,
+/// not as a bad address.
+fn link_lost_is_enodev(e: Error) -> Error {
+    if e == EFAULT {
+        ENODEV
+    } else {
+        e
+    }
+}
+
+/// `mei_cldev_enable` fails with ENOTTY when the ME no longer lists the
+/// client, and with EFAULT when a link reset cuts its connect request
+/// short: either way the client device is going away, which the probe's
+/// caller (a bind, a module load) is told as ENODEV. The bus' errno is
+/// logged.
+fn client_gone_is_enodev(e: Error) -> Error {
+    if e == EFAULT || e == ENOTTY {
+        ENODEV
+    } else {
+        e
+    }
+}
+
 /// State behind the state lock.
 struct Inner {
     machine: Machine,
@@ -84,6 +112,9 @@ struct Inner {
     timeout: u16,
     /// Set by remove: nothing registers any more, pings fail.
     removing: bool,
+    /// Set while the watchdog core registers the device: see
+    /// [`watchdog::Operations::start`] below.
+    registering: bool,
     /// Why the last awaited response failed, for the waiting ping.
     response_error: Option<Error>,
 }
@@ -142,6 +173,7 @@ impl Wdt {
         self.cldev
             .send(&proto::encode_start(timeout), bound_ms())
             .map(|_| true)
+            .map_err(link_lost_is_enodev)
             .inspect_err(|e| {
                 dev_err_int_ratelimited!(
                     self.log_limit,
@@ -162,15 +194,39 @@ impl Wdt {
         }
     }
 
+    /// Waits at most `bound_ms` for the answer to the probe's ping, or
+    /// `None` as soon as a link reset takes the client down: the MEI core's
+    /// rescan waits for this probe (the device lock) before it can replace
+    /// the client device, so the wait must not outlast the link.
+    fn wait_probe_answer(&self, dev: &mei_cl::Device, bound_ms: u32) -> Option<WaitResult> {
+        let mut left = bound_ms;
+        loop {
+            let slice = left.min(LINK_POLL_MS);
+            match self.response.wait_killable_timeout(slice) {
+                WaitResult::TimedOut => {}
+                ended => return Some(ended),
+            }
+            if !dev.enabled() {
+                return None;
+            }
+            left -= slice;
+            if left == 0 {
+                return Some(WaitResult::TimedOut);
+            }
+        }
+    }
+
     fn send_stop(&self) -> Result {
-        self.send(&proto::encode_stop()).inspect_err(|e| {
-            dev_err_int_ratelimited!(
-                self.log_limit,
-                self.dev(),
-                "stop send failed: %d\n",
-                e.to_errno()
-            );
-        })
+        self.send(&proto::encode_stop())
+            .map_err(link_lost_is_enodev)
+            .inspect_err(|e| {
+                dev_err_int_ratelimited!(
+                    self.log_limit,
+                    self.dev(),
+                    "stop send failed: %d\n",
+                    e.to_errno()
+                );
+            })
     }
 
     /// Registers the watchdog device unless it is, or the device is going
@@ -183,6 +239,7 @@ impl Wdt {
                 return Ok(());
             }
             inner.machine.registering();
+            inner.registering = true;
         }
         let info = watchdog::Info {
             identity: IDENTITY,
@@ -196,15 +253,15 @@ impl Wdt {
             stop_on_reboot: true,
             stop_on_unregister: true,
         };
-        watchdog::Registration::new(this.dev().as_ref(), &info, this.clone())
-            .map(|r| *reg = Some(r))
-            .inspect_err(|e| {
-                dev_err_int!(
-                    this.dev(),
-                    "unable to register watchdog device: %d\n",
-                    e.to_errno()
-                )
-            })
+        let registered = watchdog::Registration::new(this.dev().as_ref(), &info, this.clone());
+        this.inner.lock().registering = false;
+        registered.map(|r| *reg = Some(r)).inspect_err(|e| {
+            dev_err_int!(
+                this.dev(),
+                "unable to register watchdog device: %d\n",
+                e.to_errno()
+            )
+        })
     }
 
     /// Unregisters the watchdog device, if registered; `if_due`: only if
@@ -266,8 +323,17 @@ watchdog::declare_ops!(Wdt);
 
 #[vtable]
 impl watchdog::Operations for Wdt {
+    /// Fails with EBUSY while the core is still registering the device.
+    /// The core makes the device openable before it checks whether the
+    /// hardware runs, and takes a module and a device reference for a
+    /// running one: an open in between that started the device would
+    /// leave those references to nobody (6.12 and 7.3
+    /// `watchdog_cdev_register`).
     fn start(&self, wdd: &watchdog::Device<watchdog::Serialized>) -> Result {
         let mut inner = self.inner.lock();
+        if inner.registering {
+            return Err(EBUSY);
+        }
         inner.machine.op_start();
         wdd.set_timeout(inner.timeout.into());
         Ok(())
@@ -360,6 +426,7 @@ impl mei_cl::Driver for MeiWdt {
                     machine: Machine::new(dev.version()),
                     timeout: proto::DEFAULT_TIMEOUT,
                     removing: false,
+                    registering: false,
                     response_error: None,
                 }),
                 registration <- new_mutex!(None),
@@ -395,7 +462,8 @@ impl mei_cl::Driver for MeiWdt {
         callbacks: mei_cl::Callbacks<'_, Self>,
     ) -> Result {
         dev.enable()
-            .inspect_err(|e| dev_err_int!(dev, "Could not enable cl device: %d\n", e.to_errno()))?;
+            .inspect_err(|e| dev_err_int!(dev, "Could not enable cl device: %d\n", e.to_errno()))
+            .map_err(client_gone_is_enodev)?;
         let res = self.start_enabled(dev, &callbacks);
         if res.is_err() {
             // The probe ping may have gone out although its send failed
@@ -556,16 +624,24 @@ impl MeiWdt {
         let bound = bound_ms();
         let wait = match sent {
             Err(e) if e != EFAULT && e != code::etime() => Err(e),
-            _ => Ok(wdt.response.wait_killable_timeout(bound)),
+            _ => Ok(wdt.wait_probe_answer(dev, bound)),
         };
         match (wait, sent) {
-            (Ok(WaitResult::Completed), _) => {
+            // The bus removes this client device, under the device lock
+            // this probe holds, and adds a new one that probes afresh.
+            // Nothing to log: the MEI core reports the reset.
+            (Ok(None), _) => return Err(ENODEV),
+            (Ok(Some(WaitResult::Completed)), _) => {
                 if wdt.inner.lock().response_error.take().is_some() {
                     self.probe_unanswered(Unanswered::Malformed);
                 }
             }
-            (Ok(WaitResult::Killed), Ok(())) => self.probe_unanswered(Unanswered::Killed(bound)),
-            (Ok(WaitResult::TimedOut), Ok(())) => self.probe_unanswered(Unanswered::Silent(bound)),
+            (Ok(Some(WaitResult::Killed)), Ok(())) => {
+                self.probe_unanswered(Unanswered::Killed(bound))
+            }
+            (Ok(Some(WaitResult::TimedOut)), Ok(())) => {
+                self.probe_unanswered(Unanswered::Silent(bound))
+            }
             (Err(e), _) | (Ok(_), Err(e)) => {
                 dev_err_int!(dev, "probe ping send failed: %d\n", e.to_errno());
                 return Err(e);

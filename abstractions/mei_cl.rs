@@ -72,6 +72,14 @@ impl Device {
         to_result(unsafe { bindings::mei_cldev_enable(self.as_raw()) })
     }
 
+    /// Whether the client is connected: false once a link reset (or
+    /// `disable`) has taken the connection down. A snapshot, read without
+    /// the bus lock, as the bus' own drivers do.
+    pub(crate) fn enabled(&self) -> bool {
+        // SAFETY: the client device is valid (type invariant).
+        unsafe { bindings::mei_cldev_enabled(self.as_raw()) }
+    }
+
     /// Disconnects from the ME client, after waiting for the rx and
     /// notification works and detaching their callbacks. Done by the
     /// adapter after `unbind` and after a failed `start`.

@@ -110,6 +110,25 @@ MEMORY_MB = {"release": 1024, "debug": 1024, "systemd": 1024, "bench": 1024}
 # The benchmark ("both": the two drivers alternated in one boot) runs on
 # one, where C is sound, so that the comparison is fair.
 CPUS = {"c": 1, "rust": 2, "both": 1}
+# Scenarios that run by name, in a boot of their own, with settings of
+# their own: the vCPUs for every driver, and the kernel report a driver is
+# expected to give, a documented upstream bug (the first offending kernel
+# log line must match it, and a clean log fails). smp_probe_race: the C
+# reference's probe race on two vCPUs (the CPUS comment above).
+SCENARIO_BOOTS = {
+    "smp_probe_race": {
+        "cpus": 2,
+        "expected_report": {"c": r"BUG: KASAN: [a-z-]*use-after-free in "},
+    },
+}
+
+
+def boot_cpus(args):
+    return SCENARIO_BOOTS.get(args.suite, {}).get("cpus", CPUS[args.driver])
+
+
+def expected_report(args):
+    return SCENARIO_BOOTS.get(args.suite, {}).get("expected_report", {}).get(args.driver)
 # The drivers whose scenarios the guest lists (`both` is the benchmark's).
 GUEST_DRIVERS = ("c", "rust")
 CPUS_RE = re.compile(r"smp: Brought up \d+ nodes?, (\d+) CPUs?")
@@ -317,11 +336,14 @@ def check_cpus(run, lines, want):
 
 # How `mei-wdt-tests --list` marks the scenarios `--suite all` does not run.
 BY_NAME = "(only by name)"
+DEBUG_KERNEL_ONLY = "(debug kernel only)"
 
 
 def list_scenarios(guest_bin, driver):
-    """The scenarios of `guest_bin --list --driver DRIVER`: (name, by_name)
-    pairs, by_name for those that run only when named."""
+    """The scenarios of `guest_bin --list --driver DRIVER`: (name, mark)
+    pairs, mark BY_NAME for those that run only when named,
+    DEBUG_KERNEL_ONLY for those `all` runs on the debug kernel only, and
+    "" for the others."""
     cmd = [guest_bin, "--list", "--driver", driver]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True).stdout
@@ -330,9 +352,9 @@ def list_scenarios(guest_bin, driver):
     scenarios = []
     for line in out.splitlines():
         name, _, mark = line.partition(" ")
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or mark not in ("", BY_NAME):
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or mark not in ("", BY_NAME, DEBUG_KERNEL_ONLY):
             raise RuntimeError(f"{' '.join(cmd)}: unexpected line {line!r}")
-        scenarios.append((name, mark == BY_NAME))
+        scenarios.append((name, mark))
     if not scenarios:
         raise RuntimeError(f"{' '.join(cmd)}: no scenarios listed")
     return scenarios
@@ -352,7 +374,8 @@ class Inventory:
             return
         self.known = {name for scenarios in lists.values() for name, _ in scenarios}
         if args.suite == "all":
-            self.expected = [name for name, by_name in lists[args.driver] if not by_name]
+            runs = ("", DEBUG_KERNEL_ONLY) if args.kind == "debug" else ("",)
+            self.expected = [name for name, mark in lists[args.driver] if mark in runs]
         else:
             # As the guest does: each name given, once.
             self.expected = list(dict.fromkeys(n for n in args.suite.split(",") if n))
@@ -414,7 +437,9 @@ def check_lockdep(run, flavor):
         run.report("lockdep", True)
 
 
-def check_kernel_log(run, path, cpus):
+def check_kernel_log(run, path, cpus, expected=None):
+    """Test `kernel-log`: no offending line; or, with `expected` (a regex),
+    the first offending line matches it."""
     try:
         lines = [decode(raw) for raw in Path(path).read_bytes().split(b"\n")]
     except FileNotFoundError:
@@ -422,6 +447,14 @@ def check_kernel_log(run, path, cpus):
         return
     check_cpus(run, lines, cpus)
     hits = [i for i, line in enumerate(lines) if KERNEL_LOG_RE.search(line)]
+    if expected:
+        if not hits:
+            run.report("kernel-log", False, f"expected a report matching {expected!r}; none")
+            return
+        if re.search(expected, lines[hits[0]]):
+            run.report("kernel-log", True)
+            print(f"  the expected report: {lines[hits[0]].strip()}", flush=True)
+            return
     if not hits:
         run.report("kernel-log", True)
         return
@@ -479,7 +512,7 @@ def qemu_command(args, console, results):
         # interrupt in that window makes KASAN report a direct-map address
         # as a wild access (seen once in 30 debug boots).
         "-cpu", "max,la57=off",
-        "-smp", str(CPUS[args.driver]),
+        "-smp", str(boot_cpus(args)),
         "-m", str(MEMORY_MB[args.kind]),
         "-nographic",
         "-nodefaults",
@@ -597,9 +630,12 @@ def main():
         for name, secs in sorted(run.timings, key=lambda t: -t[1]):
             f.write(f"{secs:8.1f} {name}\n")
 
+    # A boot that expects a kernel report may end with it (the guest
+    # restarts the machine): test `kernel-log` judges it.
+    expected = expected_report(args)
     if timed_out:
         run.report("vm-timeout", False, f"no DONE within {timeout:.0f} s; qemu killed")
-    elif not run.done:
+    elif not run.done and not expected:
         tail = (run_dir / "qemu.log").read_text(errors="replace").strip().splitlines()[-5:]
         run.report(
             "guest",
@@ -614,8 +650,10 @@ def main():
     if inventory is not None:
         check_completeness(run, inventory)
         check_golden_files(run, run.golden_dir, inventory)
-    check_lockdep(run, args.kind)
-    check_kernel_log(run, console, CPUS[args.driver])
+    if not expected:
+        # (A report turns lockdep off.)
+        check_lockdep(run, args.kind)
+    check_kernel_log(run, console, boot_cpus(args), expected)
     if args.bench_out:
         Path(args.bench_out).write_text("".join(f"{r}\n" for r in run.bench))
         print(f"vm-run: {len(run.bench)} BENCH records in {args.bench_out}", flush=True)

@@ -159,6 +159,48 @@ pub enum WriteResult {
     CompleteAt(u64),
 }
 
+/// What the fuzz mode does with one start request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FuzzAction {
+    /// The well-formed answer.
+    Good,
+    /// 0 to 64 random bytes.
+    Random,
+    /// The answer with one bit flipped, cut short, or lengthened with
+    /// random bytes.
+    Mutate,
+    /// No answer.
+    Drop,
+    /// The answer twice.
+    Duplicate,
+    /// The answer, and the same again, unasked, up to `fuzz_delay_ms`
+    /// later.
+    Unsolicited,
+    /// The answer up to `fuzz_delay_ms` late.
+    Delay,
+    /// The answer, and a notification up to `fuzz_delay_ms` later.
+    Notify,
+    /// No answer: a link reset instead.
+    Reset,
+    /// The answer, then a link reset.
+    AnswerThenReset,
+}
+
+/// The fuzz actions and their names (`fuzz` file), drawn uniformly; every
+/// answer of any of them has NOT_REQUIRED flipped one time in four.
+pub const FUZZ_ACTIONS: [(FuzzAction, &str); 10] = [
+    (FuzzAction::Good, "good"),
+    (FuzzAction::Random, "random"),
+    (FuzzAction::Mutate, "mutate"),
+    (FuzzAction::Drop, "drop"),
+    (FuzzAction::Duplicate, "duplicate"),
+    (FuzzAction::Unsolicited, "unsolicited"),
+    (FuzzAction::Delay, "delay"),
+    (FuzzAction::Notify, "notify"),
+    (FuzzAction::Reset, "reset"),
+    (FuzzAction::AnswerThenReset, "answer_then_reset"),
+];
+
 /// Firmware configuration, set from the `config` control file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -199,6 +241,11 @@ pub struct Config {
     /// Record watchdog-client traffic in the trace. Off for the benchmark:
     /// a full trace shifts its records on every message.
     pub trace: bool,
+    /// Fuzz seed, 0 for off: every start request then gets a seeded
+    /// random treatment ([`FuzzAction`]) instead of `fault`.
+    pub fuzz: u64,
+    /// Longest random delay of a fuzzed answer, ms.
+    pub fuzz_delay_ms: u32,
 }
 
 impl Default for Config {
@@ -220,6 +267,8 @@ impl Default for Config {
             connect_refused: false,
             read_fault: false,
             trace: true,
+            fuzz: 0,
+            fuzz_delay_ms: 0,
         }
     }
 }
@@ -294,6 +343,14 @@ impl Config {
                 "connect_refused" => new.connect_refused = parse_bool(val)?,
                 "read_fault" => new.read_fault = parse_bool(val)?,
                 "trace" => new.trace = parse_bool(val)?,
+                "fuzz" => {
+                    new.fuzz = match val.strip_prefix("0x") {
+                        Some(hex) => u64::from_str_radix(hex, 16),
+                        None => val.parse::<u64>(),
+                    }
+                    .map_err(|_| ConfigError::BadValue)?;
+                }
+                "fuzz_delay_ms" => new.fuzz_delay_ms = parse_u32(val)?,
                 _ => return Err(ConfigError::UnknownKey),
             }
         }
@@ -321,7 +378,9 @@ impl Config {
         writeln!(w, "answer_len={}", self.answer_len)?;
         writeln!(w, "connect_refused={}", u8::from(self.connect_refused))?;
         writeln!(w, "read_fault={}", u8::from(self.read_fault))?;
-        writeln!(w, "trace={}", u8::from(self.trace))
+        writeln!(w, "trace={}", u8::from(self.trace))?;
+        writeln!(w, "fuzz={:#x}", self.fuzz)?;
+        writeln!(w, "fuzz_delay_ms={}", self.fuzz_delay_ms)
     }
 }
 
@@ -467,6 +526,13 @@ pub struct Firmware<T: DerefMut<Target = [Option<Record>]>> {
     write_held_until: Option<u64>,
     /// Messages queued so far: the next one's `seq`.
     queued_total: u64,
+    /// The fuzz generator's state, and the seed it was started from.
+    fuzz_state: u64,
+    fuzz_seed: u64,
+    /// How often each [`FuzzAction`] was taken, by its index.
+    fuzz_counts: [u32; FUZZ_ACTIONS.len()],
+    /// A fuzz action asked for a link reset, which the stub carries out.
+    reset_wanted: bool,
 }
 
 /// Why a control action was refused.
@@ -501,7 +567,47 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
             starts: 0,
             write_held_until: None,
             queued_total: 0,
+            fuzz_state: 0,
+            fuzz_seed: 0,
+            fuzz_counts: [0; FUZZ_ACTIONS.len()],
+            reset_wanted: false,
         }
+    }
+
+    /// Whether a fuzz action asked for a link reset since the last call.
+    pub fn take_reset_wanted(&mut self) -> bool {
+        core::mem::take(&mut self.reset_wanted)
+    }
+
+    /// The next fuzz number (xorshift64*), from `config.fuzz` again when
+    /// the seed changed.
+    fn fuzz_next(&mut self) -> u64 {
+        if self.fuzz_seed != self.config.fuzz {
+            self.fuzz_seed = self.config.fuzz;
+            self.fuzz_state = self.config.fuzz | 1;
+            self.fuzz_counts = [0; FUZZ_ACTIONS.len()];
+        }
+        let mut x = self.fuzz_state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.fuzz_state = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A fuzz number below `n` (> 0).
+    fn fuzz_below(&mut self, n: u64) -> u64 {
+        self.fuzz_next() % n
+    }
+
+    /// Writes `action=count` for each fuzz action taken under the current
+    /// seed.
+    pub fn write_fuzz_counts(&self, w: &mut dyn Write) -> fmt::Result {
+        writeln!(w, "seed={:#x}", self.fuzz_seed)?;
+        for (i, (_, name)) in FUZZ_ACTIONS.iter().enumerate() {
+            writeln!(w, "{name}={}", self.fuzz_counts[i])?;
+        }
+        Ok(())
     }
 
     /// ME link reset: connections, credits and queued messages are gone.
@@ -795,6 +901,10 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
         };
         let good = [MC_COMMAND, 4, MC_START_RES, MC_VERSION, 0, wdstate];
         let mut ready_at = now + u64::from(self.config.answer_gap_ms);
+        if self.config.fuzz != 0 {
+            self.fuzz_respond(host_addr, good, ready_at);
+            return;
+        }
         let mut buf = [0u8; MAX_MSG];
         let body: &[u8] = match self.config.fault {
             Fault::None => &good,
@@ -844,6 +954,83 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
             }
         };
         let _ = self.push(Msg::new(WD_ME_ADDR, host_addr, body), ready_at, true);
+    }
+
+    /// Answers a start request as the fuzz generator says: see
+    /// [`FuzzAction`].
+    fn fuzz_respond(&mut self, host_addr: u8, mut good: [u8; 6], ready_at: u64) {
+        let action = FUZZ_ACTIONS[self.fuzz_below(FUZZ_ACTIONS.len() as u64) as usize].0;
+        self.fuzz_counts[action as usize] += 1;
+        if self.fuzz_below(4) == 0 {
+            good[5] ^= WDSTATE_NOT_REQUIRED;
+        }
+        let max_delay = u64::from(self.config.fuzz_delay_ms) + 1;
+        let mut buf = [0u8; MAX_MSG];
+        let len = match action {
+            FuzzAction::Good
+            | FuzzAction::Duplicate
+            | FuzzAction::Unsolicited
+            | FuzzAction::Delay
+            | FuzzAction::Notify
+            | FuzzAction::AnswerThenReset => {
+                buf[..6].copy_from_slice(&good);
+                6
+            }
+            FuzzAction::Random => {
+                let n = self.fuzz_below(65) as usize;
+                for b in &mut buf[..n] {
+                    *b = self.fuzz_next() as u8;
+                }
+                n
+            }
+            FuzzAction::Mutate => {
+                buf[..6].copy_from_slice(&good);
+                match self.fuzz_below(3) {
+                    0 => {
+                        let at = self.fuzz_below(6) as usize;
+                        buf[at] ^= 1 << self.fuzz_below(8);
+                        6
+                    }
+                    1 => self.fuzz_below(6) as usize,
+                    _ => {
+                        let n = 7 + self.fuzz_below(58) as usize;
+                        for b in &mut buf[6..n] {
+                            *b = self.fuzz_next() as u8;
+                        }
+                        n
+                    }
+                }
+            }
+            FuzzAction::Drop => {
+                self.record(Event::FwDropped, 0, &good);
+                return;
+            }
+            FuzzAction::Reset => {
+                self.reset_wanted = true;
+                return;
+            }
+        };
+        let body = &buf[..len];
+        let at = match action {
+            FuzzAction::Delay => ready_at + self.fuzz_below(max_delay),
+            _ => ready_at,
+        };
+        let _ = self.push(Msg::new(WD_ME_ADDR, host_addr, body), at, true);
+        match action {
+            FuzzAction::Duplicate => {
+                let _ = self.push(Msg::new(WD_ME_ADDR, host_addr, body), at, true);
+            }
+            FuzzAction::Unsolicited => {
+                let later = at + self.fuzz_below(max_delay);
+                let _ = self.push(Msg::new(WD_ME_ADDR, host_addr, body), later, true);
+            }
+            FuzzAction::Notify => {
+                let later = at + self.fuzz_below(max_delay);
+                let _ = self.notify(later);
+            }
+            FuzzAction::AnswerThenReset => self.reset_wanted = true,
+            _ => {}
+        }
     }
 
     /// Sends an ME notification event to the watchdog client.

@@ -452,7 +452,8 @@ fn config_round_trip_and_errors() {
     assert_eq!(
         s,
         "wd=0\nversion=1\nnot_required=1\nnotify=0\nhbm=1.0\nfault=wrong_version\ndelay_ms=7\nanswer_gap_ms=3\nms_per_fw_second=10\n\
-         write_fault=none\nwrite_late_ms=0\nnotify_after_ms=off\nanswer_len=6\nconnect_refused=0\nread_fault=0\ntrace=1\n"
+         write_fault=none\nwrite_late_ms=0\nnotify_after_ms=off\nanswer_len=6\nconnect_refused=0\nread_fault=0\ntrace=1\n\
+         fuzz=0x0\nfuzz_delay_ms=0\n"
     );
     c.apply("answer_len=128 connect_refused=1 read_fault=1")
         .unwrap();
@@ -659,4 +660,79 @@ fn trace_off_records_nothing_and_still_answers() {
     ping(&mut fw, 120, 0);
     drain(&mut fw, 0);
     assert!(trace(&fw).contains("start-request"), "{}", trace(&fw));
+}
+
+/// One fuzzed ping: what reached the host by `until`, and whether a link
+/// reset was asked for.
+fn fuzz_ping(fw: &mut Fw, now: u64, until: u64) -> (Vec<Vec<u8>>, bool) {
+    ping(fw, 120, now);
+    let msgs = drain(fw, until)
+        .into_iter()
+        .filter(|(me, _, _)| *me == WD_ME_ADDR)
+        .map(|(_, _, p)| p)
+        .collect();
+    // The credit the host's read request gives back.
+    hbm(fw, &[0x08, WD_ME_ADDR, HOST, 0, 0, 0, 0, 0]);
+    (msgs, fw.take_reset_wanted())
+}
+
+#[test]
+fn fuzz_is_seeded_and_takes_every_action() {
+    let mut config = Config::default();
+    config.apply("fuzz=0x5eed fuzz_delay_ms=50").unwrap();
+    let run = || {
+        let mut fw = connected(config);
+        let mut out = Vec::new();
+        for i in 0..2000u64 {
+            let now = i * 100;
+            out.push(fuzz_ping(&mut fw, now, now + 60));
+            // The credits of extra answers, and any still queued.
+            for _ in 0..3 {
+                hbm(&mut fw, &[0x08, WD_ME_ADDR, HOST, 0, 0, 0, 0, 0]);
+            }
+            drain(&mut fw, now + 99);
+        }
+        let mut counts = String::new();
+        fw.write_fuzz_counts(&mut counts).unwrap();
+        (out, counts)
+    };
+    let (first, counts) = run();
+    assert_eq!(first, run().0, "the same seed, the same firmware");
+    assert!(counts.starts_with("seed=0x5eed\n"), "{counts}");
+    for line in counts.lines().skip(1) {
+        let (name, n) = line.split_once('=').unwrap();
+        let n: u32 = n.parse().unwrap();
+        assert!(n > 100, "fuzz action {name} taken {n} times in 2000");
+    }
+    let lens: Vec<usize> = first
+        .iter()
+        .flat_map(|(m, _)| m.iter().map(Vec::len))
+        .collect();
+    assert!(lens.iter().all(|&n| n <= 64), "an answer over 64 bytes");
+    for want in [0, 5, 6, 7, 64] {
+        assert!(lens.contains(&want), "no answer of {want} bytes");
+    }
+    assert!(first.iter().any(|(m, _)| m.is_empty()), "never silent");
+    assert!(
+        first.iter().any(|(m, _)| m.len() >= 2),
+        "never a second answer"
+    );
+    assert!(first.iter().any(|(_, reset)| *reset), "never a link reset");
+    let other = {
+        let mut c = config;
+        c.apply("fuzz=0x5eee").unwrap();
+        let mut fw = connected(c);
+        (0..50u64)
+            .map(|i| fuzz_ping(&mut fw, i * 100, i * 100 + 60))
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(first[..50], other[..], "another seed, the same firmware");
+}
+
+#[test]
+fn fuzz_off_answers_as_configured() {
+    let mut fw = connected(Config::default());
+    let (msgs, reset) = fuzz_ping(&mut fw, 0, 0);
+    assert_eq!(msgs, [[0x02, 4, 0x83, 0x10, 0, 0].to_vec()]);
+    assert!(!reset);
 }

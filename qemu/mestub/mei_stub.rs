@@ -342,6 +342,23 @@ impl Stub {
         }
     }
 
+    /// What a firmware-initiated reset looks like to the core: the link
+    /// goes down and the core's reset work restarts it. For `ctl` and the
+    /// fuzz mode, while the device is registered (the `ctl` file exists,
+    /// or the interrupt thread runs).
+    fn link_reset(&self) {
+        self.hw_ready.store(false, Ordering::Release);
+        self.fw.lock().link_reset();
+        // SAFETY: the device is registered (see above).
+        unsafe {
+            bindings::queue_work_on(
+                bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
+                bindings::system_wq,
+                addr_of_mut!((*self.mei.0).reset_work),
+            );
+        }
+    }
+
     /// The interrupt thread body: modelled on `mei_vsc_event_cb`.
     fn service(&self) {
         let mei = self.mei.0;
@@ -392,7 +409,14 @@ impl Stub {
                 }
                 bindings::mei_irq_compl_handler(mei, cmpl);
             }
+            // A reset the fuzz mode asked for: on an enabled link only, so
+            // never once `mei_stop` has begun.
+            let enabled = (*mei).dev_state == bindings::mei_dev_state_MEI_DEV_ENABLED;
+            let reset = self.fw.lock().take_reset_wanted() && enabled;
             bindings::mutex_unlock(addr_of_mut!((*mei).device_lock));
+            if reset {
+                self.link_reset();
+            }
         }
         self.schedule_next();
     }
@@ -847,8 +871,9 @@ unsafe fn work_busy(work: *mut bindings::work_struct, pending: bool) -> bool {
 impl Stub {
     /// What is still going on between the firmware and the host, or an
     /// empty list: nothing queued for the host or being read, no late
-    /// write, no interrupt-thread run, no MEI core work (reset, rescan, a
-    /// timeout run) and no bus callback work of a client of this device.
+    /// write, no interrupt-thread run, the link up, no MEI core work
+    /// (reset, rescan, a timeout run) and no bus callback work of a client
+    /// of this device.
     /// The interrupt thread's queued run alone does not count: it waits
     /// for the firmware timer, which the host does not see.
     fn busy(&self) -> KVec<&'static str> {
@@ -868,6 +893,12 @@ impl Stub {
                 work_busy(addr_of_mut!((*self.service.get()).work), false),
                 "interrupt thread",
             );
+            // Before the rescan: the MEI core queues it as it enables the
+            // link, under `device_lock`.
+            bindings::mutex_lock(addr_of_mut!((*mei).device_lock));
+            let link_up = (*mei).dev_state == bindings::mei_dev_state_MEI_DEV_ENABLED;
+            bindings::mutex_unlock(addr_of_mut!((*mei).device_lock));
+            note(!link_up, "link");
             note(work_busy(addr_of_mut!((*mei).reset_work), true), "reset");
             note(
                 work_busy(addr_of_mut!((*mei).bus_rescan_work), true),
@@ -925,6 +956,11 @@ fn show_parent(stub: &Stub, w: &mut dyn Write) -> core::fmt::Result {
 /// What the `timer` file shows.
 fn show_timer(stub: &Stub, w: &mut dyn Write) -> core::fmt::Result {
     stub.fw.lock().write_timer(w)
+}
+
+/// The fuzz seed and how often each fuzz action was taken.
+fn show_fuzz(stub: &Stub, w: &mut dyn Write) -> core::fmt::Result {
+    stub.fw.lock().write_fuzz_counts(w)
 }
 
 /// A write to `config`: `key=value` pairs.
@@ -1236,6 +1272,7 @@ impl Registry {
                 dir.read_callback_file(c_str!("timer"), p, show!(show_timer));
                 dir.read_callback_file(c_str!("idle"), p, show!(show_idle));
                 dir.read_callback_file(c_str!("parent"), p, show!(show_parent));
+                dir.read_callback_file(c_str!("fuzz"), p, show!(show_fuzz));
             }),
             GFP_KERNEL,
         )?;
@@ -1271,20 +1308,7 @@ fn stub_ctl(stub: &Stub, cmd: &str) -> Result {
             })?;
             stub.kick(&fw, 0);
         }
-        "reset" => {
-            // What a firmware-initiated reset looks like to the core: the
-            // link goes down and the core's reset work restarts it.
-            stub.hw_ready.store(false, Ordering::Release);
-            stub.fw.lock().link_reset();
-            // SAFETY: the device is registered while its ctl file exists.
-            unsafe {
-                bindings::queue_work_on(
-                    bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
-                    bindings::system_wq,
-                    addr_of_mut!((*stub.mei.0).reset_work),
-                );
-            }
-        }
+        "reset" => stub.link_reset(),
         "clear" => stub.fw.lock().clear(),
         _ => return Err(EINVAL),
     }

@@ -13,7 +13,8 @@
 //! which does not return if it reboots (/init calls it last).
 //!
 //! `--list` prints one scenario per line, its name alone for those `all`
-//! runs, followed by ` (only by name)` for the extra ones; with `--driver`
+//! runs, followed by ` (debug kernel only)` for those it runs only on the
+//! debug kernel, and by ` (only by name)` for the extra ones; with `--driver`
 //! only those that run for that driver. scripts/vm-run.py reads it on the
 //! host to check that every scenario reported and every golden file has one.
 //!
@@ -80,6 +81,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
 
 /// Marks the extra scenarios in `--list`.
 const BY_NAME: &str = " (only by name)";
+/// Marks, in `--list`, the scenarios `all` runs on the debug kernel only.
+const DEBUG_KERNEL_ONLY: &str = " (debug kernel only)";
 
 /// `--list [--driver c|rust]`: see the module documentation.
 fn list(args: &[String], all: &[Scenario], extra: &[Scenario]) -> ExitCode {
@@ -99,7 +102,12 @@ fn list(args: &[String], all: &[Scenario], extra: &[Scenario]) -> ExitCode {
     };
     let runs = |s: &&Scenario| driver.is_none_or(|d| s.runs_on(d));
     for s in all.iter().filter(runs) {
-        println!("{}", s.name);
+        let mark = if s.debug_kernel_only {
+            DEBUG_KERNEL_ONLY
+        } else {
+            ""
+        };
+        println!("{}{mark}", s.name);
     }
     for s in extra.iter().filter(runs) {
         println!("{}{BY_NAME}", s.name);
@@ -164,8 +172,9 @@ fn main() -> ExitCode {
 
     let mut failed = 0;
     let names: Vec<&str> = if opts.suite == "all" {
+        let debug_kernel = framework::is_debug_kernel();
         all.iter()
-            .filter(|s| s.runs_on(opts.driver))
+            .filter(|s| s.runs_on(opts.driver) && (debug_kernel || !s.debug_kernel_only))
             .map(|s| s.name)
             .collect()
     } else {

@@ -18,6 +18,7 @@ pub const IDENTITY: &str = "iamt_wdt";
 const CLASS_DIR: &str = "/sys/class/watchdog";
 
 pub const EIO: i32 = 5;
+pub const EFAULT: i32 = 14;
 pub const EINVAL: i32 = 22;
 pub const ENODEV: i32 = 19;
 pub const EOPNOTSUPP: i32 = 95;

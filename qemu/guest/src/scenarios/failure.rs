@@ -618,3 +618,48 @@ pub fn probe_rx_fails(ctx: &mut Ctx) -> Outcome {
         "Could not reg rx event ret=-5",
     )
 }
+
+/// A link reset while a keepalive's start-request waits for its write to
+/// complete (late writes): the MEI core wakes the send with EFAULT, "bad
+/// address", which C hands to userspace. Rust says what happened: ENODEV,
+/// the device is going away (README). Then the device comes back, as in
+/// `reset_open`.
+pub fn reset_during_send(ctx: &mut Ctx) -> Outcome {
+    let (me, wd) = ctx.setup(V2)?;
+    let f = wd.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    me.settle(&ctx.t)?;
+    let late = ctx.t.scale(Duration::from_secs(3));
+    me.set(&format!(
+        "write_fault=late write_late_ms={}",
+        late.as_millis()
+    ))?;
+    let log = kmsg::mark()?;
+    let ping = f.start(ChildOp::Keepalive)?;
+    // The answer too (C on 7.3 gets it 100 ms late): the send still waits.
+    me.wait_trace(
+        "the keepalive's late write, and its answer",
+        ctx.t.op,
+        |t| t.count("fw: write completion late") == 1 && t.count("start-response status") == 3,
+    )?;
+    me.set("write_fault=none")?;
+    me.ctl("reset")?;
+    let r = ping.finish(ctx.t.op)?;
+    ctx.log(format!("keepalive whose send a link reset cut: {r}"));
+    let want = match ctx.driver {
+        Driver::C => OpResult::Errno(watchdog::EFAULT),
+        Driver::Rust => OpResult::Errno(watchdog::ENODEV),
+    };
+    check_eq("keepalive whose send a link reset cut", r.result, want)?;
+    drop(f);
+    wait_until("a re-registered watchdog", ctx.t.probe, || {
+        let all = watchdog::find_all();
+        (all.len() == 1 && all[0].ino != wd.ino).then_some(())
+    })?;
+    me.settle(&ctx.t)?;
+    let want = match ctx.driver {
+        Driver::C => vec![],
+        Driver::Rust => lines(&["ping send failed: -19", "stop send failed: -19"]),
+    };
+    check_eq("mei_wdt kernel log lines", log.driver_lines()?, want)
+}

@@ -12,6 +12,7 @@ mod notify;
 mod ops;
 mod probe;
 mod silent;
+mod smp;
 mod stress;
 mod timer;
 mod tools;
@@ -39,6 +40,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario::new("probe_legacy_hbm", probe::legacy_hbm),
         Scenario::new("probe_notify_refused", probe::notify_refused),
         Scenario::new("probe_silent", silent::probe_silent),
+        Scenario::new("probe_link_reset", silent::probe_link_reset),
         Scenario::new("autoload", lifecycle::autoload),
         Scenario::new("sysfs_identity", ops::sysfs_identity),
         Scenario::new("abuse_ioctls", abuse::abuse_ioctls),
@@ -73,6 +75,7 @@ pub fn all() -> Vec<Scenario> {
             failure::notreq_unregister_blocked,
         ),
         Scenario::new("remove_while_ping_waits", failure::remove_while_ping_waits),
+        Scenario::new("reset_during_send", failure::reset_during_send),
         Scenario::new("rmmod_open", failure::rmmod_open),
     ];
     v.extend(
@@ -96,6 +99,9 @@ pub fn all() -> Vec<Scenario> {
         Scenario::new("busybox_sigterm", busybox::busybox_sigterm),
         Scenario::new("busybox_sigkill", busybox::busybox_sigkill),
         Scenario::new("busybox_sigstop", busybox::busybox_sigstop),
+        Scenario::debug_kernel("stress_two_devices", stress::stress_two_devices),
+        // C leaks the module and device references (the watchdog core's).
+        Scenario::rust_only("open_during_register", smp::open_during_register),
         Scenario::at_reboot("reboot_open", lifecycle::reboot_open),
     ]);
     v
@@ -105,8 +111,8 @@ pub fn all() -> Vec<Scenario> {
 pub fn extra() -> Vec<Scenario> {
     vec![
         Scenario::new("demo", demo::demo),
-        // Not yet in `all`: it finds a leak still being run down (issue 13).
-        Scenario::new("stress_two_devices", stress::stress_two_devices),
+        // In a boot of its own, on two vCPUs for both drivers (vm-run.py).
+        Scenario::new("smp_probe_race", smp::smp_probe_race),
     ]
 }
 

@@ -12,6 +12,7 @@ use crate::expect::{
     RUST_PROBE_SILENT_LOG,
 };
 use crate::framework::{check, check_eq, Ctx, Driver, Outcome};
+use crate::kmod;
 use crate::kmsg;
 use crate::stub::{self, Me};
 use crate::watchdog::{self, ChildOp, ETIMEDOUT, IDENTITY};
@@ -226,5 +227,59 @@ pub fn ping_timeout_clamp(ctx: &mut Ctx) -> Outcome {
     me.set("fault=none")?;
     op_ok(ctx, &f, ChildOp::Keepalive)?;
     drop(f);
+    me.settle(&ctx.t).map(|_| ())
+}
+
+/// The Rust driver's `ping_timeout_ms` in [`probe_link_reset`]: long
+/// enough that a probe which waits it out is told from one that ends with
+/// the link.
+const LINK_RESET_PING_TIMEOUT_MS: u32 = 20_000;
+
+/// A link reset while the probe waits for its ping's answer (dropped).
+/// The MEI core's rescan removes the old client device under its device
+/// lock, which the probe holds: a probe that waited out its bound would
+/// hold up the rescan, and with it the new client device, for that long.
+/// (A second reset in that window leaks the new device in the MEI core:
+/// it is never added, and the bus frees only added devices.) Rust: the
+/// probe sees the link go down and returns; C's probe does not wait for
+/// the answer. Then the new client device probes and registers.
+pub fn probe_link_reset(ctx: &mut Ctx) -> Outcome {
+    ctx.load_stub()?;
+    let me = ctx.add_me(V2)?;
+    me.set("fault=drop")?;
+    let param = format!("ping_timeout_ms={LINK_RESET_PING_TIMEOUT_MS}");
+    let params: Vec<String> = match ctx.driver {
+        Driver::Rust => vec![param],
+        Driver::C => vec![],
+    };
+    let insmod = thread::spawn(move || {
+        let params: Vec<&str> = params.iter().map(String::as_str).collect();
+        let loaded = kmod::insmod(kmod::DRIVER, &params);
+        (loaded, Instant::now())
+    });
+    me.wait_trace("the probe's dropped start-response", ctx.t.probe, |t| {
+        t.count("fw: start-response dropped") == 1
+    })?;
+    me.set("fault=none")?;
+    let reset = Instant::now();
+    me.ctl("reset")?;
+    let (loaded, returned) = insmod
+        .join()
+        .map_err(|_| "the insmod thread panicked".to_string())?;
+    loaded?;
+    let after = returned.saturating_duration_since(reset);
+    ctx.log(format!(
+        "insmod returned {:.2} s after the link reset",
+        after.as_secs_f64()
+    ));
+    let bound = ctx.t.scale(Duration::from_secs(2));
+    check(after <= bound, || {
+        format!(
+            "insmod returned {:.1} s after the link reset, past {:.1} s: the probe held its device through the reset (ping_timeout_ms={LINK_RESET_PING_TIMEOUT_MS})",
+            after.as_secs_f64(),
+            bound.as_secs_f64()
+        )
+    })?;
+    ctx.wait_watchdogs(1)?;
     me.settle(&ctx.t).map(|_| ())
 }
