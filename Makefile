@@ -25,6 +25,8 @@
 #                         (debian: Debian 13's own kernel, modules built in a
 #                         Debian 13 environment, the driver by DKMS)
 #   make vm-test DRIVER=c|rust SUITE=consumers   the systemd VM (on 7.3)
+#   make vm-test DRIVER=c|rust SUITE=shutdown_silent|shutdown_reset|shutdown_reboot
+#                                                a shutdown there, the ME silent
 #   make golden           record the C driver's traces as golden files
 #   make host-test        host unit tests (cargo test)
 #   make check            host tests and every VM suite; ends "N passed, N failed"
@@ -99,6 +101,8 @@ kernel: setup
 vm-test: setup
 ifeq ($(SUITE),consumers)
 	@scripts/consumers-test.sh $(DRIVER)
+else ifneq ($(filter shutdown_silent shutdown_reset shutdown_reboot,$(SUITE)),)
+	@scripts/consumers-test.sh $(DRIVER) $(SUITE)
 else
 	@scripts/vm-test.sh $(DRIVER) $(or $(KERNEL),release) $(SUITE)
 endif

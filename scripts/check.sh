@@ -1,7 +1,9 @@
 #!/bin/bash
 # The project's test command: static checks, host tests, every VM suite
 # for both drivers on the release and debug kernels of both kernel lines
-# (6.12 and 7.3) and on Debian 13's own kernel, the systemd VM (consumers, on 7.3) for both drivers and
+# (6.12 and 7.3) and on Debian 13's own kernel, the C probe race on two
+# vCPUs (smp_probe_race), the systemd VM (consumers, on 7.3) and its
+# shutdowns with a silent ME for both drivers and
 # the benchmark's short form (on 6.12). Prints each part's results and ends
 # with the summed line "N passed, N failed".
 #
@@ -203,6 +205,9 @@ for kernel in $debug_kernels; do
 done
 for driver in ${CHECK_DRIVERS:-rust c}; do
 	queue_part light "consumers $driver" scripts/consumers-test.sh "$driver"
+	for suite in shutdown_silent shutdown_reset shutdown_reboot; do
+		queue_part light "consumers $driver $suite" scripts/consumers-test.sh "$driver" "$suite"
+	done
 done
 for kernel in $release_kernels; do
 	for driver in ${CHECK_DRIVERS:-rust c}; do

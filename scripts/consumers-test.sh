@@ -4,8 +4,12 @@
 # Rust), with the stubbed ME and the driver under test, and check
 # systemd's hardware watchdog integration (RuntimeWatchdogSec=120s).
 #
-#   consumers-test.sh DRIVER [-v]
+#   consumers-test.sh DRIVER [SUITE] [-v]
 #     DRIVER  c (the kernel's mei_wdt.ko) or rust
+#     SUITE   systemd (the default: the checks below), or a shutdown with
+#             the ME silent: shutdown_silent, shutdown_reset,
+#             shutdown_reboot (qemu/systemd/shutdown.sh; vm-run.py times
+#             the shutdown)
 #     -v      echo the VM's console
 #
 # Builds or reuses the 7.3 release kernel (kernel.sh build 7.3-release: on
@@ -27,14 +31,17 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-usage="usage: consumers-test.sh c|rust [-v]"
+usage="usage: consumers-test.sh c|rust [systemd|shutdown_silent|shutdown_reset|shutdown_reboot] [-v]"
 driver=${1:?$usage}
+suite=systemd
 verbose=()
-case "${2:-}" in
-"") ;;
--v) verbose=(-v) ;;
-*) die "$usage" ;;
-esac
+for arg in "${@:2}"; do
+	case "$arg" in
+	systemd | shutdown_silent | shutdown_reset | shutdown_reboot) suite=$arg ;;
+	-v) verbose=(-v) ;;
+	*) die "$usage" ;;
+	esac
+done
 scale=${MS_PER_FW_SECOND:-600}
 # The C reference's probe loses a race with its own rx callback under 7.3's
 # preemption (a use-after-free) unless the firmware takes a moment to
@@ -46,6 +53,9 @@ kdir=$("$TOPDIR/scripts/kernel.sh" build "$SYSTEMD_LINE-release")
 build_modules "$driver" "$kdir"
 
 run=$CACHE_DIR/runs/systemd-$driver
+[ "$suite" = systemd ] || run=$CACHE_DIR/runs/systemd-$driver-$suite
+# A daemon, not PID 1, holds the watchdog at that reboot.
+[ "$suite" != shutdown_reboot ] || stub_config+=" systemd.watchdog_sec=off"
 mkdir -p "$run"
 # One run per driver at a time: the image is rewritten for each run. The
 # lock is held by vm-run.py (exec keeps the descriptor) until it exits.
@@ -54,6 +64,6 @@ flock -n 9 || die "another systemd $driver run holds $run/.lock"
 "$TOPDIR/scripts/rootfs.sh" image "$run/rootfs.img" "$kdir" "$stub" "$drv"
 
 exec python3 "$TOPDIR/scripts/vm-run.py" --kernel "$kdir/arch/x86/boot/bzImage" \
-	--drive "$run/rootfs.img" --append "meiwdt.ms_per_fw_second=$scale$stub_config" \
-	--driver "$driver" --kind systemd --suite systemd \
+	--drive "$run/rootfs.img" --append "meiwdt.ms_per_fw_second=$scale meiwdt.mode=$suite$stub_config" \
+	--driver "$driver" --kind systemd --suite "$suite" \
 	--golden-dir "$TOPDIR/qemu/golden" "${verbose[@]}"

@@ -132,7 +132,7 @@ image() {
 	ln -s /etc/systemd/system/mei-wdt-setup.service "$sys/sysinit.target.wants/"
 	ln -s /etc/systemd/system/mei-wdt-check.service "$sys/multi-user.target.wants/"
 	install -D -m 0644 "$src/lib.sh" "$stage/usr/local/lib/mei-wdt/lib.sh"
-	install -m 0755 "$src"/{setup,poll,check}.sh "$stage/usr/local/lib/mei-wdt/"
+	install -m 0755 "$src"/{setup,poll,check,shutdown}.sh "$stage/usr/local/lib/mei-wdt/"
 	install -D -m 0755 "$src/final.sh" "$stage/usr/lib/systemd/system-shutdown/mei-wdt-final"
 	install -D -m 0644 "$TOPDIR/udev/70-iamt-watchdog.rules" "$stage/etc/udev/rules.d/70-iamt-watchdog.rules"
 

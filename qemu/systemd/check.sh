@@ -25,6 +25,8 @@ source /usr/local/lib/mei-wdt/lib.sh
 open_results
 
 driver=$(cmdline_arg meiwdt.driver "?")
+mode=$(cmdline_arg meiwdt.mode systemd)
+case $mode in shutdown_*) exec /usr/local/lib/mei-wdt/shutdown.sh "$mode" ;; esac
 scale=$(cmdline_arg meiwdt.ms_per_fw_second 1000)
 fw_timeout=$((120 * scale / 1000)) # the firmware timer, in guest seconds
 say "LOG driver $driver, kernel $(uname -r), $(systemctl --version | head -1)"

@@ -100,6 +100,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario::new("busybox_sigkill", busybox::busybox_sigkill),
         Scenario::new("busybox_sigstop", busybox::busybox_sigstop),
         Scenario::debug_kernel("stress_two_devices", stress::stress_two_devices),
+        Scenario::debug_kernel("fuzz_firmware", stress::fuzz_firmware),
         // C leaks the module and device references (the watchdog core's).
         Scenario::rust_only("open_during_register", smp::open_during_register),
         Scenario::at_reboot("reboot_open", lifecycle::reboot_open),

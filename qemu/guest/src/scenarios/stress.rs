@@ -1,4 +1,6 @@
-//! Concurrent stress, for the debug kernel: threads open, ping, configure,
+//! Concurrent stress and firmware fuzzing, for the debug kernel.
+//!
+//! Stress (`stress_two_devices`): threads open, ping, configure,
 //! query, write and close both watchdogs while other loops unbind and bind
 //! the driver, reset the ME links, flip NOT_REQUIRED, send notifications,
 //! and unload and load the driver. Two ME devices, one v2 and one v1.
@@ -7,6 +9,8 @@
 //! set this load may give ([`allowed`]); kmemleak scans after each phase;
 //! then a clean load, ping and close on both devices gives the trace that
 //! is held to the C driver's golden file.
+//!
+//! Fuzzing (`fuzz_firmware`): see [`fuzz_firmware`].
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -77,6 +81,10 @@ fn allowed(call: &str, errno: i32) -> bool {
         // unregistered (ENXIO: the character device is gone; ENODEV: the
         // core's device is), or another thread has it open (EBUSY).
         "open" => &[ENOENT, ENXIO, ENODEV, EBUSY],
+        // A keepalive against the fuzzing firmware: the device went
+        // (ENODEV), the answer was malformed (EPROTO) or never came
+        // (ETIMEDOUT).
+        "ping" => &[ENODEV, EPROTO, ETIMEDOUT],
         // Calls on an open file whose device was unregistered under it.
         "getstatus" | "getbootstatus" | "gettimeout" => &[ENODEV],
         // 6.12's core has no estimate of its own.
@@ -148,6 +156,29 @@ impl Tally {
                 self.violations.push(format!("{call}: {e}"));
             }
         }
+    }
+
+    /// Logs the results per call and the longest time of each.
+    fn log(&self, ctx: &mut Ctx) {
+        for (k, v) in &self.results {
+            ctx.log(format!("  {k}: {v}"));
+        }
+        for (k, v) in &self.longest {
+            ctx.log(format!("  longest {k}: {:.3} s", v.as_secs_f64()));
+        }
+    }
+
+    /// Fails on the calls that broke their bound or errno set.
+    fn check_kept_rules(&self) -> Outcome {
+        check(self.violations.is_empty(), || {
+            let mut v = self.violations.clone();
+            v.truncate(20);
+            format!(
+                "{} call(s) broke their bound or errno set, first: {}",
+                self.violations.len(),
+                v.join("; ")
+            )
+        })
     }
 
     fn merge(&mut self, other: Tally) {
@@ -641,12 +672,7 @@ pub fn stress_two_devices(ctx: &mut Ctx) -> Outcome {
             }
             kmemleak_scan(ctx, &format!("phase {}", p + 1))?;
         }
-        for (k, v) in &total.results {
-            ctx.log(format!("  {k}: {v}"));
-        }
-        for (k, v) in &total.longest {
-            ctx.log(format!("  longest {k}: {:.3} s", v.as_secs_f64()));
-        }
+        total.log(ctx);
         ctx.log(format!(
             "total: {} ioctls, {} writes, {} lifecycle events, {} violations",
             total.ioctls,
@@ -654,15 +680,7 @@ pub fn stress_two_devices(ctx: &mut Ctx) -> Outcome {
             total.events,
             total.violations.len()
         ));
-        check(total.violations.is_empty(), || {
-            let mut v = total.violations.clone();
-            v.truncate(20);
-            format!(
-                "{} call(s) broke their bound or errno set, first: {}",
-                total.violations.len(),
-                v.join("; ")
-            )
-        })?;
+        total.check_kept_rules()?;
         let min_ioctls = SIZES.threads as u64 * SIZES.ioctls_per_thread * PHASES;
         check(total.ioctls >= min_ioctls, || {
             format!("only {} ioctls, want {min_ioctls}", total.ioctls)
@@ -679,4 +697,155 @@ pub fn stress_two_devices(ctx: &mut Ctx) -> Outcome {
         }
     }
     Ok(())
+}
+
+/// The fuzz run's seed, for the stub's fuzz mode.
+const FUZZ_SEED: u64 = 0x6675_7a7a_0000_0001;
+/// Keepalives in the fuzz run.
+const FUZZ_PINGS: u64 = 500;
+/// A rebind, a probe under the fuzz, every this many keepalives.
+const FUZZ_REBIND_EVERY: u64 = 20;
+/// Longest random delay of a fuzzed answer: past the ping bound.
+const FUZZ_DELAY: Duration = Duration::from_millis(1500);
+
+/// Keepalives on `cldev`'s watchdog while the firmware fuzzes: opened
+/// when there is one, closed one time in eight, the device rebound every
+/// [`FUZZ_REBIND_EVERY`] keepalives, or when it stayed unregistered for a
+/// while (NOT_REQUIRED without a notification). Sends on `progress` as it
+/// goes.
+fn fuzz_loop(
+    cldev: &str,
+    ping_bound: Duration,
+    control_bound: Duration,
+    progress: &mpsc::Sender<()>,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut rng = Rng(FUZZ_SEED);
+    let dir = Path::new(stub::DRIVER_DIR);
+    let mut file: Option<File> = None;
+    let mut absent = 0;
+    let mut rebind_at = FUZZ_REBIND_EVERY;
+    while tally.ioctls < FUZZ_PINGS {
+        let _ = progress.send(());
+        if tally.ioctls >= rebind_at || absent >= 50 {
+            rebind_at = tally.ioctls + FUZZ_REBIND_EVERY;
+            absent = 0;
+            drop(file.take());
+            let _ = timed(&mut tally, "unbind", control_bound, || {
+                write_errno(&dir.join("unbind"), cldev)
+            });
+            let _ = timed(&mut tally, "bind", control_bound, || {
+                write_errno(&dir.join("bind"), cldev)
+            });
+            tally.events += 2;
+        }
+        if file.is_none() {
+            let Some(wd) = watchdog::find_all()
+                .into_iter()
+                .find(|wd| wd.parent == cldev)
+            else {
+                absent += 1;
+                rng.pause(10);
+                continue;
+            };
+            absent = 0;
+            file = timed(&mut tally, "open", control_bound, || {
+                OpenOptions::new().write(true).open(&wd.node)
+            })
+            .ok();
+        }
+        let Some(f) = file.as_ref() else {
+            continue;
+        };
+        tally.ioctls += 1;
+        let _ = timed(&mut tally, "ping", ping_bound, || {
+            sys::ioctl_int(f, IntIoctl::Keepalive, 0)
+        });
+        if rng.below(8) == 0 {
+            drop(file.take());
+        }
+    }
+    tally
+}
+
+/// Firmware fuzzing on the debug kernel: the stub's seeded fuzz mode
+/// answers each start request of a v2 device at random (random bytes,
+/// mutations, none, twice, unasked, late, with a notification, a link
+/// reset instead or after; NOT_REQUIRED flipped one time in four) while
+/// keepalives and probes go on. Every keepalive must return within the
+/// ping bound and a slack, with 0, EPROTO, ETIMEDOUT or ENODEV; nothing
+/// may hang (a call that makes no progress within the bounds fails the
+/// run). Then a clean load, ping and close give C's golden trace. C gets
+/// that last part only: its pings wait for ever on a dropped answer
+/// (README, difference 1).
+pub fn fuzz_firmware(ctx: &mut Ctx) -> Outcome {
+    ctx.load_stub()?;
+    let me = ctx.add_me(V2)?;
+    ctx.load_driver_with(&[&ping_param()])?;
+    let cldev = ctx.wait_watchdogs(1)?.remove(0).parent;
+    me.settle(&ctx.t)?;
+    if ctx.driver == Driver::Rust {
+        let ping_bound = PING_TIMEOUT + ctx.t.scale(Duration::from_secs(1));
+        let control_bound = ctx.t.probe;
+        me.set(&format!(
+            "trace=0 fuzz={FUZZ_SEED:#x} fuzz_delay_ms={}",
+            FUZZ_DELAY.as_millis()
+        ))?;
+        ctx.log(format!(
+            "seed {FUZZ_SEED:#x}, {FUZZ_PINGS} keepalives, a rebind every {FUZZ_REBIND_EVERY}, answers up to {} ms late; bounds: keepalive {:.1} s (ping_timeout_ms {} and a slack), control calls {:.1} s",
+            FUZZ_DELAY.as_millis(),
+            ping_bound.as_secs_f64(),
+            PING_TIMEOUT.as_millis(),
+            control_bound.as_secs_f64()
+        ));
+        let (tx, rx) = mpsc::channel();
+        let worker = {
+            let cldev = cldev.clone();
+            thread::spawn(move || fuzz_loop(&cldev, ping_bound, control_bound, &tx))
+        };
+        let start = Instant::now();
+        // Each step sends: silence past every bound is a hang.
+        let stall = 2 * control_bound + ping_bound;
+        loop {
+            match rx.recv_timeout(stall) {
+                Ok(()) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(format!(
+                        "the fuzz run made no progress for {:.0} s: a call hung",
+                        stall.as_secs_f64()
+                    ));
+                }
+            }
+        }
+        let tally = worker
+            .join()
+            .map_err(|_| "the fuzz thread panicked".to_string())?;
+        ctx.log(format!(
+            "{:.1} s, {} keepalives, {} rebinds",
+            start.elapsed().as_secs_f64(),
+            tally.ioctls,
+            tally.events / 2
+        ));
+        tally.log(ctx);
+        let counts = stub::read_file(&me_file(&me, "fuzz"))?;
+        ctx.log(format!(
+            "fuzz actions: {}",
+            counts.trim().replace('\n', ", ")
+        ));
+        tally.check_kept_rules()?;
+        me.set("fuzz=0")?;
+    }
+    // A clean load, ping and close: the trace C gives.
+    ctx.unload_driver()?;
+    me.settle(&ctx.t)?;
+    me.set("not_required=0 trace=1")?;
+    me.ctl("clear")?;
+    ctx.load_driver_with(&[&ping_param()])?;
+    let wd = ctx.wait_watchdogs(1)?.remove(0);
+    me.settle(&ctx.t)?;
+    let f = wd.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    drop(f);
+    me.settle(&ctx.t).map(|_| ())
 }
