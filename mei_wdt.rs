@@ -80,12 +80,11 @@ mei_cl::mei_cl_device_table!(
     )]
 );
 
-/// A send under the send lock fails with EFAULT only when a link reset
-/// ends its wait for the write (no other send can reset the client's write
-/// state): the device is going away, which userspace is told as ENODEV,
-/// not as a bad address.
-fn link_lost_is_enodev(e: Error) -> Error {
-    if e == EFAULT {
+/// A send fails with EFAULT when its wait for the write ends without the
+/// write complete: if the connection is gone (a link reset, a disconnect
+/// request of the firmware), userspace is told ENODEV, not "bad address".
+fn link_lost_is_enodev(dev: &mei_cl::Device, e: Error) -> Error {
+    if e == EFAULT && !dev.enabled() {
         ENODEV
     } else {
         e
@@ -93,10 +92,10 @@ fn link_lost_is_enodev(e: Error) -> Error {
 }
 
 /// `mei_cldev_enable` fails with ENOTTY when the ME no longer lists the
-/// client, and with EFAULT when a link reset cuts its connect request
-/// short: either way the client device is going away, which the probe's
-/// caller (a bind, a module load) is told as ENODEV. The bus' errno is
-/// logged.
+/// client (or refuses it as unknown), and with EFAULT when a link reset
+/// cuts its connect request short: there is no client to drive, which the
+/// probe's caller (a bind, a module load) is told as ENODEV. The bus'
+/// errno is logged.
 fn client_gone_is_enodev(e: Error) -> Error {
     if e == EFAULT || e == ENOTTY {
         ENODEV
@@ -112,8 +111,8 @@ struct Inner {
     timeout: u16,
     /// Set by remove: nothing registers any more, pings fail.
     removing: bool,
-    /// Set while the watchdog core registers the device: see
-    /// [`watchdog::Operations::start`] below.
+    /// Set while the watchdog core registers the device: see `start` in
+    /// the watchdog operations below.
     registering: bool,
     /// Why the last awaited response failed, for the waiting ping.
     response_error: Option<Error>,
@@ -173,7 +172,7 @@ impl Wdt {
         self.cldev
             .send(&proto::encode_start(timeout), bound_ms())
             .map(|_| true)
-            .map_err(link_lost_is_enodev)
+            .map_err(|e| link_lost_is_enodev(&self.cldev, e))
             .inspect_err(|e| {
                 dev_err_int_ratelimited!(
                     self.log_limit,
@@ -194,19 +193,20 @@ impl Wdt {
         }
     }
 
-    /// Waits at most `bound_ms` for the answer to the probe's ping, or
-    /// `None` as soon as a link reset takes the client down: the MEI core's
-    /// rescan waits for this probe (the device lock) before it can replace
-    /// the client device, so the wait must not outlast the link.
-    fn wait_probe_answer(&self, dev: &mei_cl::Device, bound_ms: u32) -> Option<WaitResult> {
-        let mut left = bound_ms;
+    /// Waits at most `bound` ms for the answer to the probe's ping, or
+    /// `None` as soon as the connection is down: after a link reset the
+    /// MEI core's rescan waits for this probe (the device lock) before it
+    /// can replace the client device, so the wait must not outlast the
+    /// link.
+    fn wait_probe_answer(&self, bound: u32) -> Option<WaitResult> {
+        let mut left = bound;
         loop {
             let slice = left.min(LINK_POLL_MS);
             match self.response.wait_killable_timeout(slice) {
                 WaitResult::TimedOut => {}
                 ended => return Some(ended),
             }
-            if !dev.enabled() {
+            if !self.cldev.enabled() {
                 return None;
             }
             left -= slice;
@@ -218,7 +218,7 @@ impl Wdt {
 
     fn send_stop(&self) -> Result {
         self.send(&proto::encode_stop())
-            .map_err(link_lost_is_enodev)
+            .map_err(|e| link_lost_is_enodev(&self.cldev, e))
             .inspect_err(|e| {
                 dev_err_int_ratelimited!(
                     self.log_limit,
@@ -324,11 +324,12 @@ watchdog::declare_ops!(Wdt);
 #[vtable]
 impl watchdog::Operations for Wdt {
     /// Fails with EBUSY while the core is still registering the device.
-    /// The core makes the device openable before it checks whether the
-    /// hardware runs, and takes a module and a device reference for a
-    /// running one: an open in between that started the device would
-    /// leave those references to nobody (6.12 and 7.3
-    /// `watchdog_cdev_register`).
+    /// The core makes the device openable (and sends its uevent) before it
+    /// checks whether the hardware runs, and takes a module and a device
+    /// reference for a running one: an open in between that started the
+    /// device would leave those references to nobody (6.12 and 7.3
+    /// `watchdog_cdev_register`). An opener that udev starts at once may
+    /// see EBUSY, as if the device were open, and can retry.
     fn start(&self, wdd: &watchdog::Device<watchdog::Serialized>) -> Result {
         let mut inner = self.inner.lock();
         if inner.registering {
@@ -616,21 +617,28 @@ impl MeiWdt {
             // As C: a v1 device that cannot be registered fails the probe.
             return Wdt::register(wdt);
         }
-        // EFAULT: the MEI core saw the client's write state change while
-        // the send waited for its completion; ETIME: the completion came
-        // late. The message may well have gone out (seen on SMP, with the
-        // firmware's answer arriving), so the answer decides.
+        // EFAULT: the send's wait ended without the write complete (seen
+        // on SMP, with the firmware's answer arriving; and when the link
+        // goes); ETIME: the completion came late. The message may well
+        // have gone out, so the answer decides.
         let sent = wdt.send(&proto::encode_start(proto::DEFAULT_TIMEOUT));
         let bound = bound_ms();
         let wait = match sent {
             Err(e) if e != EFAULT && e != code::etime() => Err(e),
-            _ => Ok(wdt.wait_probe_answer(dev, bound)),
+            _ => Ok(wdt.wait_probe_answer(bound)),
         };
         match (wait, sent) {
-            // The bus removes this client device, under the device lock
-            // this probe holds, and adds a new one that probes afresh.
-            // Nothing to log: the MEI core reports the reset.
-            (Ok(None), _) => return Err(ENODEV),
+            // After a link reset the bus removes this client device, under
+            // the device lock this probe holds, and adds a new one that
+            // probes afresh; after a disconnect request of the firmware
+            // the device stays unbound until it is bound again.
+            (Ok(None), _) => {
+                dev_err!(
+                    dev,
+                    "connection lost while waiting for the probe ping's response\n"
+                );
+                return Err(ENODEV);
+            }
             (Ok(Some(WaitResult::Completed)), _) => {
                 if wdt.inner.lock().response_error.take().is_some() {
                     self.probe_unanswered(Unanswered::Malformed);
@@ -644,7 +652,7 @@ impl MeiWdt {
             }
             (Err(e), _) | (Ok(_), Err(e)) => {
                 dev_err_int!(dev, "probe ping send failed: %d\n", e.to_errno());
-                return Err(e);
+                return Err(link_lost_is_enodev(dev, e));
             }
         }
         Ok(())

@@ -72,9 +72,10 @@ impl Device {
         to_result(unsafe { bindings::mei_cldev_enable(self.as_raw()) })
     }
 
-    /// Whether the client is connected: false once a link reset (or
-    /// `disable`) has taken the connection down. A snapshot, read without
-    /// the bus lock, as the bus' own drivers do.
+    /// Whether the client is connected: false before `enable`, and once a
+    /// link reset, a disconnect request of the firmware or `disable` has
+    /// taken the connection down. A snapshot, read without the bus lock, as
+    /// iwlwifi's MEI driver does.
     pub(crate) fn enabled(&self) -> bool {
         // SAFETY: the client device is valid (type invariant).
         unsafe { bindings::mei_cldev_enabled(self.as_raw()) }

@@ -200,14 +200,16 @@ pub(crate) struct Registration<T: Operations> {
 ///
 /// # Safety
 ///
-/// `wdd` must be the `wdd` of a registered `Inner<T>` (its drvdata), and
-/// with `Ctx = Serialized` the call must be one of that context's.
+/// `wdd` must be the `wdd` of an `Inner<T>` (its drvdata) registered or
+/// being registered (an open can start the device before
+/// `watchdog_register_device` returns), and with `Ctx = Serialized` the
+/// call must be one of that context's.
 unsafe fn registration<'a, T: Operations, Ctx>(
     wdd: *mut bindings::watchdog_device,
 ) -> (&'a Inner<T>, &'a Device<Ctx>) {
-    // SAFETY: drvdata was set to the pinned memory in `new`; it lives until
-    // after `watchdog_unregister_device` returns in `drop`; the context is
-    // the caller's promise.
+    // SAFETY: `new` set drvdata to the pinned, initialised memory before
+    // registering; it lives until after `watchdog_unregister_device`
+    // returns in `drop`; the context is the caller's promise.
     unsafe {
         let reg = &*(*wdd).driver_data.cast::<Inner<T>>();
         (reg, &*wdd.cast::<Device<Ctx>>())
@@ -216,27 +218,30 @@ unsafe fn registration<'a, T: Operations, Ctx>(
 
 /// # Safety
 ///
-/// Called by the watchdog core with the `watchdog_device` of a live `Registration<T>`.
+/// Called by the watchdog core with the `watchdog_device` of a `Registration<T>`
+/// registered or being registered.
 unsafe extern "C" fn start_callback<T: Operations>(wdd: *mut bindings::watchdog_device) -> c_int {
-    // SAFETY: the core calls ops only on registered devices, and `start`
-    // in the serialized context (see `Serialized`).
+    // SAFETY: the core calls ops only on devices registered or being
+    // registered, and `start` in the serialized context (see `Serialized`).
     let (reg, dev) = unsafe { registration::<T, Serialized>(wdd) };
     from_result(|| reg.data.start(dev).map(|()| 0))
 }
 
 /// # Safety
 ///
-/// Called by the watchdog core with the `watchdog_device` of a live `Registration<T>`.
+/// Called by the watchdog core with the `watchdog_device` of a `Registration<T>`
+/// registered or being registered.
 unsafe extern "C" fn stop_callback<T: Operations>(wdd: *mut bindings::watchdog_device) -> c_int {
-    // SAFETY: the core calls ops only on registered devices; no lock is
-    // claimed.
+    // SAFETY: the core calls ops only on devices registered or being
+    // registered; no lock is claimed.
     let (reg, dev) = unsafe { registration::<T, Unlocked>(wdd) };
     from_result(|| reg.data.stop(dev).map(|()| 0))
 }
 
 /// # Safety
 ///
-/// Called by the watchdog core with the `watchdog_device` of a live `Registration<T>`.
+/// Called by the watchdog core with the `watchdog_device` of a `Registration<T>`
+/// registered or being registered.
 unsafe extern "C" fn ping_callback<T: Operations>(wdd: *mut bindings::watchdog_device) -> c_int {
     // SAFETY: as in `start_callback`: `ping` too is serialized.
     let (reg, dev) = unsafe { registration::<T, Serialized>(wdd) };
@@ -245,7 +250,8 @@ unsafe extern "C" fn ping_callback<T: Operations>(wdd: *mut bindings::watchdog_d
 
 /// # Safety
 ///
-/// Called by the watchdog core with the `watchdog_device` of a live `Registration<T>`.
+/// Called by the watchdog core with the `watchdog_device` of a `Registration<T>`
+/// registered or being registered.
 unsafe extern "C" fn set_timeout_callback<T: Operations>(
     wdd: *mut bindings::watchdog_device,
     timeout: c_uint,
