@@ -183,12 +183,13 @@ impl Wdt {
             })
     }
 
-    /// Fails a ping (or the probe) waiting for an answer with `EPROTO`
-    /// now, instead of at its bound: what came cannot be an answer.
-    fn fail_waiting_ping(&self) {
+    /// Fails a ping (or the probe) waiting for an answer with `err` now,
+    /// instead of at its bound: `EPROTO`, what came cannot be an answer;
+    /// `ENODEV`, the link went before the answer could be fetched.
+    fn fail_waiting_ping(&self, err: Error) {
         let mut inner = self.inner.lock();
         if inner.machine.resp_required() {
-            inner.response_error = Some(code::eproto());
+            inner.response_error = Some(err);
             self.response.complete();
         }
     }
@@ -484,9 +485,15 @@ impl mei_cl::Driver for MeiWdt {
         let len = match dev.recv(&mut buf) {
             Ok(len) => len,
             Err(e) => {
-                // EMSGSIZE: the answer did not fit the client's MTU.
+                // EMSGSIZE: the answer did not fit the client's MTU. ENODEV:
+                // a link reset came between the answer and this work; the
+                // bus removes the device next.
                 dev_err_int_ratelimited!(wdt.log_limit, dev, "failure in recv %d\n", e.to_errno());
-                wdt.fail_waiting_ping();
+                wdt.fail_waiting_ping(if e == ENODEV || !dev.enabled() {
+                    ENODEV
+                } else {
+                    code::eproto()
+                });
                 return;
             }
         };
@@ -517,7 +524,7 @@ impl mei_cl::Driver for MeiWdt {
                     "bad response: {}\n",
                     format_args!("{e}")
                 );
-                wdt.fail_waiting_ping();
+                wdt.fail_waiting_ping(code::eproto());
                 return;
             }
         };
@@ -627,6 +634,20 @@ impl MeiWdt {
             Err(e) if e != EFAULT && e != code::etime() => Err(e),
             _ => Ok(wdt.wait_probe_answer(bound)),
         };
+        // An answer that a link reset took before rx could fetch it: the
+        // connection is lost all the same.
+        let wait = wait.map(|w| match w {
+            Some(WaitResult::Completed) => {
+                let mut inner = wdt.inner.lock();
+                if inner.response_error == Some(ENODEV) {
+                    inner.response_error = None;
+                    None
+                } else {
+                    w
+                }
+            }
+            w => w,
+        });
         match (wait, sent) {
             // After a link reset the bus removes this client device, under
             // the device lock this probe holds, and adds a new one that

@@ -19,6 +19,8 @@ pub const SLOT_SIZE: usize = 4;
 pub const MAX_MSG: usize = 128;
 /// Client MTU advertised for the watchdog client.
 pub const WD_MTU: u32 = 64;
+/// How long the link stays down after `reset_after_answer`'s reset, ms.
+pub const RESET_AFTER_ANSWER_DOWN_MS: u64 = 1000;
 /// ME address of the AMT watchdog client.
 pub const WD_ME_ADDR: u8 = 2;
 /// AMT watchdog client GUID 05B79A6F-4628-4D7F-899D-A91514CB32AB, in the
@@ -533,6 +535,14 @@ pub struct Firmware<T: DerefMut<Target = [Option<Record>]>> {
     fuzz_counts: [u32; FUZZ_ACTIONS.len()],
     /// A fuzz action asked for a link reset, which the stub carries out.
     reset_wanted: bool,
+    /// Armed by [`Firmware::reset_after_answer`]: the next watchdog-client
+    /// answer the host reads is followed by a link reset.
+    reset_after_answer: bool,
+    /// That answer was read: the stub resets the link at once.
+    reset_now: bool,
+    /// After that reset the ME answers no HBM message before this time
+    /// (ms): the client's driver runs before the bus replaces its device.
+    hbm_quiet_until: u64,
 }
 
 /// Why a control action was refused.
@@ -571,7 +581,27 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
             fuzz_seed: 0,
             fuzz_counts: [0; FUZZ_ACTIONS.len()],
             reset_wanted: false,
+            reset_after_answer: false,
+            reset_now: false,
+            hbm_quiet_until: 0,
         }
+    }
+
+    /// Arms a link reset right after the next watchdog-client answer the
+    /// host reads, before the client's driver can fetch it.
+    pub fn reset_after_answer(&mut self) {
+        self.reset_after_answer = true;
+    }
+
+    /// Whether the answer [`Firmware::reset_after_answer`] waited for was
+    /// read since the last call: the link must go now (`now`, ms), and
+    /// stays down for [`RESET_AFTER_ANSWER_DOWN_MS`].
+    pub fn take_reset_now(&mut self, now: u64) -> bool {
+        let reset = core::mem::take(&mut self.reset_now);
+        if reset {
+            self.hbm_quiet_until = now + RESET_AFTER_ANSWER_DOWN_MS;
+        }
+        reset
     }
 
     /// Whether a fuzz action asked for a link reset since the last call.
@@ -621,6 +651,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
         self.queue = [None; QUEUE_LEN];
         self.current = None;
         self.write_held_until = None;
+        self.reset_after_answer = false;
     }
 
     /// Clears the trace and the timer record.
@@ -677,7 +708,8 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
     fn push_hbm(&mut self, payload: &[u8], now: u64) {
         // A full queue means the host stopped reading; dropping an HBM
         // reply then makes the host time out and reset, as with real FW.
-        let _ = self.push(Msg::hbm(payload), now, false);
+        let at = now.max(self.hbm_quiet_until);
+        let _ = self.push(Msg::hbm(payload), at, false);
     }
 
     /// Handles one message the host wrote: `hdr` is the MEI header and
@@ -1094,6 +1126,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
         if q.needs_credit {
             self.host_credits -= 1;
             self.record(Event::FwMsg, 0, q.msg.payload());
+            self.reset_now |= core::mem::take(&mut self.reset_after_answer);
         } else if q.msg.payload().first() == Some(&NOTIFICATION) {
             self.record(Event::FwNotification, 0, &[]);
         }

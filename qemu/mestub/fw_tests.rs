@@ -434,6 +434,43 @@ fn link_reset_forgets_connection_but_keeps_timer() {
 }
 
 #[test]
+fn reset_after_answer_waits_for_the_client_answer_and_is_one_shot() {
+    let mut fw = connected(Config {
+        fault: Fault::Delay,
+        delay_ms: 500,
+        ..Config::default()
+    });
+    fw.reset_after_answer();
+    ping(&mut fw, 120, 0);
+    // The flow-control message is HBM, not the answer.
+    assert_eq!(drain(&mut fw, 0).len(), 1, "credit only");
+    assert!(!fw.take_reset_now(0));
+    assert_eq!(drain(&mut fw, 500).len(), 1, "the answer");
+    assert!(fw.take_reset_now(500));
+    assert!(!fw.take_reset_now(500));
+    // The stub resets the link (its hw_reset), which stays down a while:
+    // HBM answers wait.
+    fw.link_reset();
+    hbm(&mut fw, &[0x06, WD_ME_ADDR, HOST, 0]);
+    let up = 500 + RESET_AFTER_ANSWER_DOWN_MS;
+    assert!(drain(&mut fw, up - 1).is_empty());
+    assert_eq!(drain(&mut fw, up).len(), 2, "connect answer and credit");
+    hbm(&mut fw, &[0x08, WD_ME_ADDR, HOST, 0, 0, 0, 0, 0]);
+    ping(&mut fw, 120, up);
+    assert_eq!(drain(&mut fw, up + 500).len(), 2);
+    assert!(!fw.take_reset_now(up + 500));
+    // A link reset disarms it.
+    fw.reset_after_answer();
+    fw.link_reset();
+    hbm(&mut fw, &[0x06, WD_ME_ADDR, HOST, 0]);
+    assert_eq!(drain(&mut fw, 3000).len(), 2);
+    hbm(&mut fw, &[0x08, WD_ME_ADDR, HOST, 0, 0, 0, 0, 0]);
+    ping(&mut fw, 120, 3000);
+    assert_eq!(drain(&mut fw, 3500).len(), 2);
+    assert!(!fw.take_reset_now(3500));
+}
+
+#[test]
 fn bad_headers_are_ignored() {
     let mut fw = new_fw(Config::default());
     // Incomplete message (msg_complete clear) and extended header.

@@ -365,7 +365,8 @@ impl Stub {
         let now = now_ms();
         self.fw.lock().tick(now);
         // SAFETY: `mei` is valid until `stop` has cancelled this work; the
-        // MEI core requires `device_lock` around its interrupt handlers.
+        // MEI core requires `device_lock` around its interrupt handlers and
+        // `mei_reset`.
         unsafe {
             bindings::mutex_lock(addr_of_mut!((*mei).device_lock));
             // Writes so far are completed by this run (the write handler).
@@ -408,6 +409,20 @@ impl Stub {
                     (*mei).hbuf_is_ready = true;
                 }
                 bindings::mei_irq_compl_handler(mei, cmpl);
+                // `ctl reset_after_answer`: the link goes with the answer
+                // just read, as if the core's reset work ran before the
+                // client's rx work, which waits for this lock.
+                if self.fw.lock().take_reset_now(now) && ok {
+                    self.hw_ready.store(false, Ordering::Release);
+                    if bindings::mei_reset(mei) != 0 {
+                        // Retried as the core's reset work retries.
+                        bindings::queue_work_on(
+                            bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
+                            bindings::system_wq,
+                            addr_of_mut!((*mei).reset_work),
+                        );
+                    }
+                }
             }
             // A reset the fuzz mode asked for: on an enabled link only, so
             // never once `mei_stop` has begun.
@@ -1309,6 +1324,7 @@ fn stub_ctl(stub: &Stub, cmd: &str) -> Result {
             stub.kick(&fw, 0);
         }
         "reset" => stub.link_reset(),
+        "reset_after_answer" => stub.fw.lock().reset_after_answer(),
         "clear" => stub.fw.lock().clear(),
         _ => return Err(EINVAL),
     }

@@ -663,3 +663,58 @@ pub fn reset_during_send(ctx: &mut Ctx) -> Outcome {
     };
     check_eq("mei_wdt kernel log lines", log.driver_lines()?, want)
 }
+
+/// A link reset between the keepalive's answer reaching the MEI core and
+/// the driver's rx work fetching it (the core's reset work took its lock
+/// first): the fetch fails with ENODEV. C logs it and leaves the keepalive
+/// waiting until the device's removal frees it, with success. Rust fails
+/// the keepalive with ENODEV at once, not with EPROTO as if the answer had
+/// been malformed (the stress found that). Then the device comes back.
+pub fn reset_before_read(ctx: &mut Ctx) -> Outcome {
+    let (me, wd) = ctx.setup(V2)?;
+    let f = wd.open()?;
+    op_ok(ctx, &f, ChildOp::Keepalive)?;
+    me.settle(&ctx.t)?;
+    let log = kmsg::mark()?;
+    me.ctl("reset_after_answer")?;
+    let r = f.bounded(ChildOp::Keepalive, ctx.t.op)?;
+    ctx.log(format!("keepalive whose answer a link reset took: {r}"));
+    let want = match ctx.driver {
+        Driver::C => OpResult::Ok(0),
+        Driver::Rust => OpResult::Errno(watchdog::ENODEV),
+    };
+    check_eq("keepalive whose answer a link reset took", r.result, want)?;
+    wait_until("a re-registered watchdog", ctx.t.probe, || {
+        let all = watchdog::find_all();
+        (all.len() == 1 && all[0].ino != wd.ino).then_some(())
+    })?;
+    drop(f);
+    me.settle(&ctx.t)?;
+    let want = match ctx.driver {
+        Driver::C => lines(&["failure in recv -19"]),
+        Driver::Rust => lines(&["failure in recv -19", "stop send failed: -19"]),
+    };
+    check_eq("mei_wdt kernel log lines", log.driver_lines()?, want)
+}
+
+/// As `reset_before_read`, with the probe ping's answer. C's probe does not
+/// wait for it. Rust's probe ends at once with ENODEV, the connection
+/// lost, instead of taking the fetch's failure for a malformed answer.
+/// Either way the bus' new client device probes and registers.
+pub fn probe_reset_before_read(ctx: &mut Ctx) -> Outcome {
+    ctx.load_stub()?;
+    let me = ctx.add_me(V2)?;
+    me.ctl("reset_after_answer")?;
+    let log = kmsg::mark()?;
+    ctx.load_driver()?;
+    ctx.wait_watchdogs(1)?;
+    me.settle(&ctx.t)?;
+    let want = match ctx.driver {
+        Driver::C => lines(&["failure in recv -19"]),
+        Driver::Rust => lines(&[
+            "failure in recv -19",
+            "connection lost while waiting for the probe ping's response",
+        ]),
+    };
+    check_eq("mei_wdt kernel log lines", log.driver_lines()?, want)
+}

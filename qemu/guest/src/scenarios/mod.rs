@@ -76,6 +76,8 @@ pub fn all() -> Vec<Scenario> {
         ),
         Scenario::new("remove_while_ping_waits", failure::remove_while_ping_waits),
         Scenario::new("reset_during_send", failure::reset_during_send),
+        Scenario::new("reset_before_read", failure::reset_before_read),
+        Scenario::new("probe_reset_before_read", failure::probe_reset_before_read),
         Scenario::new("rmmod_open", failure::rmmod_open),
     ];
     v.extend(
