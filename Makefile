@@ -6,7 +6,7 @@
 #   make [KDIR=...]       build mei_wdt.ko (KDIR: kernel build tree,
 #                         default the running kernel's)
 #   make KERNEL=7.3-release  ... against a test kernel: LINE-FLAVOR, LINE
-#                         6.12 or 7.3, FLAVOR release or debug ("release"
+#                         6.12 or 7.3, FLAVOR release, debug or kcsan ("release"
 #                         alone is 6.12-release)
 #   make CLIPPY=1         ... with clippy
 #   make install          modules_install (into updates/), and the udev rule
@@ -21,7 +21,7 @@
 # Test bed:
 #   make setup            install what the project needs (Debian 12, root)
 #   make kernel           build every test kernel of both lines (cached)
-#   make vm-test DRIVER=c|rust KERNEL=[LINE-]release|debug|debian [SUITE=name]
+#   make vm-test DRIVER=c|rust KERNEL=[LINE-]release|debug|kcsan|debian [SUITE=name]
 #                         (debian: Debian 13's own kernel, modules built in a
 #                         Debian 13 environment, the driver by DKMS)
 #   make vm-test DRIVER=c|rust SUITE=consumers   the systemd VM (on 7.3)
@@ -95,7 +95,7 @@ setup:
 	@scripts/setup.sh
 
 kernel: setup
-	@for k in 6.12-release 6.12-debug 7.3-release 7.3-debug; do \
+	@for k in 6.12-release 6.12-debug 7.3-release 7.3-debug 7.3-kcsan; do \
 		scripts/kernel.sh build $$k >/dev/null || exit 1; done
 
 vm-test: setup

@@ -2,9 +2,9 @@
 # The project's test command: static checks, host tests, every VM suite
 # for both drivers on the release and debug kernels of both kernel lines
 # (6.12 and 7.3) and on Debian 13's own kernel, the C probe race on two
-# vCPUs (smp_probe_race), the systemd VM (consumers, on 7.3) and its
-# shutdowns with a silent ME for both drivers and
-# the benchmark's short form (on 6.12). Prints each part's results and ends
+# vCPUs (smp_probe_race), the stress on 7.3's data-race (KCSAN) kernel,
+# the systemd VM (consumers, on 7.3) and its shutdowns with a silent ME for
+# both drivers and the benchmark's short form (on 6.12). Prints each part's results and ends
 # with the summed line "N passed, N failed".
 #
 # The VM parts and the static checks run three at a time, at most two of
@@ -163,7 +163,7 @@ finish_parts() {
 }
 
 part "host tests" scripts/host-test.sh
-kernels=${CHECK_KERNELS:-6.12-release 6.12-debug 7.3-release 7.3-debug debian}
+kernels=${CHECK_KERNELS:-6.12-release 6.12-debug 7.3-release 7.3-debug 7.3-kcsan debian}
 # Every kernel first, one at a time: a build takes both cores, and no VM
 # should run beside one. For Debian's kernel (unpacked, not built), the
 # Debian 13 environment, the Rust output for Debian's headers and the
@@ -184,10 +184,11 @@ done
 # mostly wait for systemd's 60 s ping interval; their check, an interval
 # in [25 s, 72 s), has room), then the release suites and the benchmark's
 # short form (it checks that every figure is measured, not what it is).
-debug_kernels='' release_kernels=''
+debug_kernels='' kcsan_kernels='' release_kernels=''
 for kernel in $kernels; do
 	case "$kernel" in
 	*-debug) debug_kernels="$kernel $debug_kernels" ;;
+	*-kcsan) kcsan_kernels="$kernel $kcsan_kernels" ;;
 	*) release_kernels="$kernel $release_kernels" ;;
 	esac
 done
@@ -201,6 +202,12 @@ done
 for kernel in $debug_kernels; do
 	for driver in ${CHECK_DRIVERS:-rust c}; do
 		queue_part heavy "vm $driver $kernel smp_probe_race" scripts/vm-test.sh "$driver" "$kernel" smp_probe_race
+	done
+done
+# The stress on the data-race kernel (KCSAN; vm-run.py's test `kcsan`).
+for kernel in $kcsan_kernels; do
+	for driver in ${CHECK_DRIVERS:-rust c}; do
+		queue_part heavy "vm $driver $kernel stress_two_devices" scripts/vm-test.sh "$driver" "$kernel" stress_two_devices
 	done
 done
 for driver in ${CHECK_DRIVERS:-rust c}; do

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Host unit tests: the protocol, the ME stub's firmware model, the guest's
-# parsers; for the protocol also the interleaving exploration and the seeded
+# parsers, vm-run.py's judging of KCSAN reports; for the protocol also the interleaving exploration and the seeded
 # fuzzing, whose figures (seeds, counts, states) are printed.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -12,3 +12,4 @@ for manifest in qemu/mestub/Cargo.toml qemu/guest/Cargo.toml; do
 	cargo test --quiet --manifest-path "$manifest" \
 		--target-dir "$target_dir"
 done
+python3 scripts/vm_run_test.py

@@ -8,7 +8,8 @@
 #
 # LINE is 6.12 (the default, so "release" is "6.12-release") or 7.3;
 # FLAVOR is release (the scenarios, the benchmark and, on SYSTEMD_LINE,
-# the systemd VM) or debug (release plus the kernel's checkers).
+# the systemd VM), debug (release plus the kernel's checkers) or kcsan
+# (release plus the data-race detector, which excludes KASAN).
 #   6.12  Debian 12's linux-source-6.12, built with LLVM 16
 #   7.3   Debian 13's linux-source-7.3 (trixie-backports, fetched into the
 #         cache by scripts/debian-pkg.sh), built with LLVM 19: 7.3 needs
@@ -41,7 +42,8 @@ release)
 	[ "$line" != "$SYSTEMD_LINE" ] || fragments+=(qemu/kconfig/systemd.config)
 	;;
 debug) fragments=(qemu/kconfig/release.config qemu/kconfig/debug.config) ;;
-*) die "unknown kernel flavor '$flavor' (release or debug)" ;;
+kcsan) fragments=(qemu/kconfig/release.config qemu/kconfig/kcsan.config) ;;
+*) die "unknown kernel flavor '$flavor' (release, debug or kcsan)" ;;
 esac
 
 # The source tarball of the line and its package version.

@@ -2,7 +2,7 @@
 """Boot the test VM, stream the guest's results and judge them.
 
     vm-run.py --kernel BZIMAGE --initrd CPIO --driver c|rust
-              --kind release|debug --suite NAME --golden-dir DIR
+              --kind release|debug|kcsan --suite NAME --golden-dir DIR
               [--guest-bin MEI-WDT-TESTS] [--record] [--timeout SEC] [-v]
     vm-run.py --kernel BZIMAGE --drive DISK.img --driver c|rust
               --kind systemd --suite NAME --golden-dir DIR
@@ -46,7 +46,11 @@ and leaks (test `kernel-log`), and for the number of CPUs the kernel
 brought up (test `vcpus`: two for the Rust driver, one for the C
 reference, see CPUS). On a kernel with lockdep, lockdep must still be on
 at the end (test `lockdep`: debug_locks not 0; the debug flavor must report
-it). --guest-bin is the guest test program (static, so it runs here too):
+it). On the data-race kernel (--kind kcsan: two vCPUs for both drivers)
+KCSAN's reports are listed, and a report with a frame in mei_wdt, the
+watchdog core or the MEI client code fails the Rust driver (test `kcsan`);
+the C reference's are listed only.
+--guest-bin is the guest test program (static, so it runs here too):
 its `--list` names the scenarios, and every one the suite runs must report
 a result (test `completeness`) and every golden file must belong to a
 scenario (test `golden-files`); without it both are skipped. The last line
@@ -69,7 +73,7 @@ from pathlib import Path
 # casts the MEI device's parent to a pci_dev). No scenario has more than
 # two stub devices at once, the benchmark thirteen. Each costs boot
 # time (PCI and ACPI enumeration; on the debug kernel 10 s for twelve).
-STUB_PARENTS = {"release": 4, "debug": 4, "systemd": 4, "bench": 16}
+STUB_PARENTS = {"release": 4, "debug": 4, "kcsan": 4, "systemd": 4, "bench": 16}
 
 # Kernel log lines that fail a run.
 KERNEL_LOG_PATTERNS = [
@@ -100,13 +104,21 @@ KERNEL_LOG_PATTERNS = [
     r"refcount_t:",
 ]
 KERNEL_LOG_RE = re.compile("|".join(KERNEL_LOG_PATTERNS))
+# A KCSAN report: its title line, the line that closes it, and a stack
+# frame on the driver's paths: in the driver (either driver's module is
+# mei_wdt), the watchdog core or the MEI client code. (Rust code is not
+# instrumented: a race of its accesses shows as a C access's report, in
+# the core that made it.)
+KCSAN_TITLE_RE = re.compile(r"BUG: KCSAN: (.*)$")
+KCSAN_END_RE = re.compile(r"={40,}")
+DRIVER_FRAME_RE = re.compile(r"\[mei_wdt\]|\s(__)?(watchdog_|mei_cl)\w*\+0x")
 LOG_CONTEXT = 5  # lines shown around an offending kernel log line
 LOG_MAX_HITS = 20
 
-DEFAULT_TIMEOUT = {"release": 900, "debug": 3600, "systemd": 300, "bench": 900}
+DEFAULT_TIMEOUT = {"release": 900, "debug": 3600, "kcsan": 3600, "systemd": 300, "bench": 900}
 # The debug kernel's end-of-run kmemleak scan reads all of it: 2 GiB took
 # 10 s longer than 1 GiB, which leaves KASAN room enough.
-MEMORY_MB = {"release": 1024, "debug": 1024, "systemd": 1024, "bench": 1024}
+MEMORY_MB = {"release": 1024, "debug": 1024, "kcsan": 1024, "systemd": 1024, "bench": 1024}
 # The Rust driver runs on two vCPUs. The C reference runs on one: on two,
 # its probe fails when the rx callback's stop-request overlaps the probe's
 # own send (EFAULT from the MEI core) and frees the watchdog that callback
@@ -114,6 +126,8 @@ MEMORY_MB = {"release": 1024, "debug": 1024, "systemd": 1024, "bench": 1024}
 # The benchmark ("both": the two drivers alternated in one boot) runs on
 # one, where C is sound, so that the comparison is fair.
 CPUS = {"c": 1, "rust": 2, "both": 1}
+# The data-race kernel runs both drivers on two vCPUs: a race needs two.
+KIND_CPUS = {"kcsan": 2}
 # Scenarios that run by name, in a boot of their own, with settings of
 # their own: the vCPUs for every driver, and the kernel report a driver is
 # expected to give, a documented upstream bug (the first offending kernel
@@ -146,7 +160,8 @@ SHUTDOWN_EXPECT = {
 
 
 def boot_cpus(args):
-    return SCENARIO_BOOTS.get(args.suite, {}).get("cpus", CPUS[args.driver])
+    default = KIND_CPUS.get(args.kind, CPUS[args.driver])
+    return SCENARIO_BOOTS.get(args.suite, {}).get("cpus", default)
 
 
 def expected_report(args):
@@ -164,7 +179,7 @@ REBOOT_TRACE_END_RE = re.compile(r"mei_stub: reboot trace end$")
 HALT_RE = re.compile(r"reboot: (Power down|System halted|Power off not available|Restarting)")
 POLL_INTERVAL = 0.1
 KEEP_RUNS = 30
-RUN_DIR_RE = re.compile(r"\d{8}-\d{6}-(c|rust|both)-(release|debug|systemd|bench)-\d+$")
+RUN_DIR_RE = re.compile(r"\d{8}-\d{6}-(c|rust|both)-(release|debug|kcsan|systemd|bench)-\d+$")
 
 
 def cache_dir():
@@ -496,16 +511,61 @@ def judge_shutdown(run, args, down_at, hung, console):
         run.report(mode, True)
 
 
-def check_kernel_log(run, path, cpus, expected=None):
+def kcsan_reports(lines):
+    """The KCSAN reports in a kernel log, as (first line, last line, title):
+    from its `BUG: KCSAN:` line to the `====` line that closes it."""
+    reports = []
+    i = 0
+    while i < len(lines):
+        m = KCSAN_TITLE_RE.search(lines[i])
+        if m:
+            j = i + 1
+            while j < len(lines) - 1 and not KCSAN_END_RE.search(lines[j]):
+                j += 1
+            reports.append((i, j, m.group(1).strip()))
+            i = j
+        i += 1
+    return reports
+
+
+def check_kcsan(run, lines, reports, driver):
+    """Test `kcsan` (the data-race kernel, the Rust driver): no KCSAN report
+    with a frame on the driver's paths (DRIVER_FRAME_RE). The C reference's
+    are listed, not judged (README). Reports elsewhere are listed by
+    title."""
+    ours = [r for r in reports if any(DRIVER_FRAME_RE.search(x) for x in lines[r[0] : r[1] + 1])]
+    print(f"  KCSAN: {len(reports)} report(s), {len(ours)} on the driver's paths", flush=True)
+    elsewhere = {}
+    for r in reports:
+        if r not in ours:
+            elsewhere[r[2]] = elsewhere.get(r[2], 0) + 1
+    for title, n in sorted(elsewhere.items()):
+        print(f"    elsewhere: {title}" + (f" ({n} times)" if n > 1 else ""), flush=True)
+    for r in ours:
+        print(f"    driver's paths: {r[2]}", flush=True)
+    if driver != "rust":
+        return
+    detail = [x for r in ours for x in lines[r[0] : r[1] + 1]][: LOG_MAX_HITS * 4]
+    first = ours[0][2] if ours else ""
+    run.report("kcsan", not ours, f"{len(ours)} data race(s) on the driver's paths, first: {first}", detail)
+
+
+def check_kernel_log(run, path, cpus, expected=None, args=None):
     """Test `kernel-log`: no offending line; or, with `expected` (a regex),
-    the first offending line matches it."""
+    the first offending line matches it. On the data-race kernel, KCSAN's
+    reports are test `kcsan`'s."""
     try:
         lines = [decode(raw) for raw in Path(path).read_bytes().split(b"\n")]
     except FileNotFoundError:
         run.report("kernel-log", False, f"no kernel log at {path}")
         return
     check_cpus(run, lines, cpus)
-    hits = [i for i, line in enumerate(lines) if KERNEL_LOG_RE.search(line)]
+    in_kcsan = set()
+    if args is not None and args.kind == "kcsan":
+        reports = kcsan_reports(lines)
+        check_kcsan(run, lines, reports, args.driver)
+        in_kcsan = {i for r in reports for i in range(r[0], r[1] + 1)}
+    hits = [i for i, line in enumerate(lines) if KERNEL_LOG_RE.search(line) and i not in in_kcsan]
     if expected:
         if not hits:
             run.report("kernel-log", False, f"expected a report matching {expected!r}; none")
@@ -607,8 +667,9 @@ def main():
     ap.add_argument(
         "--kind",
         required=True,
-        choices=["release", "debug", "systemd", "bench"],
-        help="the scenarios on the release or the debug kernel, the systemd VM or the benchmark"
+        choices=["release", "debug", "kcsan", "systemd", "bench"],
+        help="the scenarios on the release, the debug or the data-race (KCSAN) kernel, the"
+        " systemd VM or the benchmark"
         " (both on the release kernel)",
     )
     ap.add_argument("--suite", required=True, help="all, a scenario, or a comma list")
@@ -721,7 +782,7 @@ def main():
     if not expected:
         # (A report turns lockdep off.)
         check_lockdep(run, args.kind)
-    check_kernel_log(run, console, boot_cpus(args), expected)
+    check_kernel_log(run, console, boot_cpus(args), expected, args)
     if args.bench_out:
         Path(args.bench_out).write_text("".join(f"{r}\n" for r in run.bench))
         print(f"vm-run: {len(run.bench)} BENCH records in {args.bench_out}", flush=True)

@@ -3,8 +3,8 @@
 #
 #   vm-test.sh DRIVER KERNEL [SUITE] [record]
 #     DRIVER  c (the kernel's mei_wdt.ko, the reference) or rust
-#     KERNEL  [LINE-]FLAVOR: release or debug, of line 6.12 (the default)
-#             or 7.3, e.g. 7.3-debug; or debian: Debian 13's own kernel
+#     KERNEL  [LINE-]FLAVOR: release, debug or kcsan, of line 6.12 (the
+#             default) or 7.3, e.g. 7.3-debug; or debian: Debian 13's own kernel
 #             (scripts/debian-kernel.sh), with the modules built for it in
 #             the Debian 13 environment
 #     SUITE   all (default), a scenario, or a comma list

@@ -649,7 +649,12 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
         self.wd_notify = false;
         self.host_credits = 0;
         self.queue = [None; QUEUE_LEN];
-        self.current = None;
+        // A message whose header the host has read is in its buffer: the
+        // host reads it whole, as it reads the ME's buffer whatever the ME
+        // does meanwhile (the `ctl` reset runs beside the interrupt thread).
+        if self.current.is_some_and(|(_, taken)| !taken) {
+            self.current = None;
+        }
         self.write_held_until = None;
         self.reset_after_answer = false;
     }

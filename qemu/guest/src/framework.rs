@@ -100,8 +100,17 @@ pub fn is_debug_kernel() -> bool {
 /// kmemleak's control file, on the debug kernel.
 pub const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
 
+/// KCSAN's control file, on the data-race kernel.
+const KCSAN: &str = "/sys/kernel/debug/kcsan";
+
+/// Whether this is the data-race kernel (KCSAN).
+pub fn is_kcsan_kernel() -> bool {
+    Path::new(KCSAN).exists()
+}
+
 /// Waits and bounds. The debug kernel (KASAN, lockdep, kmemleak under TCG)
-/// is several times slower, so everything scales with it.
+/// and the data-race kernel (KCSAN) are several times slower, so
+/// everything scales with them.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
     factor: u32,
@@ -116,7 +125,8 @@ pub struct Timeouts {
 
 impl Timeouts {
     pub fn detect() -> Self {
-        let factor = if is_debug_kernel() { 4 } else { 1 };
+        let checked = is_debug_kernel() || is_kcsan_kernel();
+        let factor = if checked { 4 } else { 1 };
         let s = |ms: u64| Duration::from_millis(ms) * factor;
         Self {
             factor,

@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{op_ok, Rng, V1, V2};
-use crate::framework::{check, is_debug_kernel, Ctx, Driver, Outcome, KMEMLEAK};
+use crate::framework::{check, is_debug_kernel, is_kcsan_kernel, Ctx, Driver, Outcome, KMEMLEAK};
 
 use crate::kmod;
 use crate::stub::{self, Me};
@@ -520,7 +520,9 @@ fn module_loop(env: &Env, mut rng: Rng, n: u64, slots: &Slots) -> Tally {
 
 /// Runs every loop of one phase at once; returns their merged tally, or an
 /// error if one did not finish within `deadline` (a call hangs).
-fn phase(env: &Env, seed: u64, deadline: Duration) -> Result<Tally, String> {
+/// One phase of the load; without `lifecycle`, no unbind, bind, reset,
+/// unload or load (the C reference on the data-race kernel).
+fn phase(env: &Env, seed: u64, deadline: Duration, lifecycle: bool) -> Result<Tally, String> {
     let slots: Slots = Arc::new([RwLock::new(None), RwLock::new(None)]);
     // The lifecycle loops are done; then the ioctl threads too.
     let control_done = Arc::new(AtomicBool::new(false));
@@ -559,7 +561,12 @@ fn phase(env: &Env, seed: u64, deadline: Duration) -> Result<Tally, String> {
         ("flip", flip_loop, SIZES.flips),
         ("notify", notify_loop, SIZES.notifications),
     ];
-    for (name, f, n) in loops {
+    let probes = |name: &str| name == "rebind" || name == "reset";
+    let loops: Vec<_> = loops
+        .into_iter()
+        .filter(|(name, _, _)| lifecycle || !probes(name))
+        .collect();
+    for &(name, f, n) in &loops {
         let env = env.clone();
         spawn(
             name.to_string(),
@@ -567,18 +574,21 @@ fn phase(env: &Env, seed: u64, deadline: Duration) -> Result<Tally, String> {
             Rng(rng.next() | 1),
         );
     }
-    {
+    // Drawn either way: the other loops keep their seeds.
+    let module_rng = Rng(rng.next() | 1);
+    if lifecycle {
         let (env, slots) = (env.clone(), slots.clone());
         spawn(
             "module".into(),
             Box::new(move |r| module_loop(&env, r, SIZES.unloads, &slots)),
-            Rng(rng.next() | 1),
+            module_rng,
         );
     }
     drop(tx);
     let start = Instant::now();
     let mut total = Tally::default();
-    let (mut control_left, mut ioctl_left) = (loops.len() + 1, SIZES.threads);
+    let mut control_left = loops.len() + usize::from(lifecycle);
+    let mut ioctl_left = SIZES.threads;
     while !running.is_empty() {
         let left = deadline.saturating_sub(start.elapsed());
         let (name, tally) = rx.recv_timeout(left).map_err(|_| {
@@ -674,21 +684,28 @@ pub fn stress_two_devices(ctx: &mut Ctx) -> Outcome {
     // C gets the tail only: under this load its SMP-unsafe probe frees a
     // registered watchdog (6.12 debug kernel, one vCPU: KASAN
     // slab-use-after-free in identity_show within 10 s), and then every
-    // call hangs.
-    if ctx.driver == Driver::Rust {
+    // call hangs. On the data-race kernel it gets the load without probes,
+    // for KCSAN to watch its unlocked state: ops, rx and notifications.
+    let lifecycle = ctx.driver == Driver::Rust;
+    if lifecycle || is_kcsan_kernel() {
         for me in &mes {
             me.settle(&ctx.t)?;
             me.set("trace=0")?;
         }
         ctx.log(format!(
-            "seed {SEED:#x}, {PHASES} phases of {SIZES:?}; bounds: calls on a watchdog {:.1} s, control calls {:.1} s",
+            "seed {SEED:#x}, {PHASES} phases of {SIZES:?}{}; bounds: calls on a watchdog {:.1} s, control calls {:.1} s",
+            if lifecycle {
+                ""
+            } else {
+                ", without rebinds, resets and unloads"
+            },
             env.call_bound.as_secs_f64(),
             env.control_bound.as_secs_f64()
         ));
         let mut total = Tally::default();
         for p in 0..PHASES {
             let start = Instant::now();
-            let tally = phase(&env, SEED + p, Duration::from_secs(900))?;
+            let tally = phase(&env, SEED + p, Duration::from_secs(900), lifecycle)?;
             ctx.log(format!(
                 "phase {}: {:.1} s, {} ioctls, {} writes, {} lifecycle events",
                 p + 1,
