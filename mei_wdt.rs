@@ -485,9 +485,10 @@ impl mei_cl::Driver for MeiWdt {
         let len = match dev.recv(&mut buf) {
             Ok(len) => len,
             Err(e) => {
-                // EMSGSIZE: the answer did not fit the client's MTU. ENODEV:
-                // a link reset came between the answer and this work; the
-                // bus removes the device next.
+                // EMSGSIZE: the answer did not fit the client's MTU. ENODEV,
+                // or any failure with the connection gone: a link reset
+                // (between the answer and this work) or a disconnect request
+                // of the firmware took the answer with it.
                 dev_err_int_ratelimited!(wdt.log_limit, dev, "failure in recv %d\n", e.to_errno());
                 wdt.fail_waiting_ping(if e == ENODEV || !dev.enabled() {
                     ENODEV
@@ -634,35 +635,26 @@ impl MeiWdt {
             Err(e) if e != EFAULT && e != code::etime() => Err(e),
             _ => Ok(wdt.wait_probe_answer(bound)),
         };
-        // An answer that a link reset took before rx could fetch it: the
-        // connection is lost all the same.
-        let wait = wait.map(|w| match w {
-            Some(WaitResult::Completed) => {
-                let mut inner = wdt.inner.lock();
-                if inner.response_error == Some(ENODEV) {
-                    inner.response_error = None;
-                    None
-                } else {
-                    w
-                }
-            }
-            w => w,
-        });
+        // After a link reset the bus removes this client device, under the
+        // device lock this probe holds, and adds a new one that probes
+        // afresh; after a disconnect request of the firmware the device
+        // stays unbound until it is bound again.
+        let connection_lost = || {
+            dev_err!(
+                dev,
+                "connection lost while waiting for the probe ping's response\n"
+            );
+            Err(ENODEV)
+        };
         match (wait, sent) {
-            // After a link reset the bus removes this client device, under
-            // the device lock this probe holds, and adds a new one that
-            // probes afresh; after a disconnect request of the firmware
-            // the device stays unbound until it is bound again.
-            (Ok(None), _) => {
-                dev_err!(
-                    dev,
-                    "connection lost while waiting for the probe ping's response\n"
-                );
-                return Err(ENODEV);
-            }
+            (Ok(None), _) => return connection_lost(),
             (Ok(Some(WaitResult::Completed)), _) => {
-                if wdt.inner.lock().response_error.take().is_some() {
-                    self.probe_unanswered(Unanswered::Malformed);
+                let error = wdt.inner.lock().response_error.take();
+                match error {
+                    // The connection went with the answer (rx).
+                    Some(e) if e == ENODEV => return connection_lost(),
+                    Some(_) => self.probe_unanswered(Unanswered::Malformed),
+                    None => {}
                 }
             }
             (Ok(Some(WaitResult::Killed)), Ok(())) => {

@@ -19,7 +19,9 @@ pub const SLOT_SIZE: usize = 4;
 pub const MAX_MSG: usize = 128;
 /// Client MTU advertised for the watchdog client.
 pub const WD_MTU: u32 = 64;
-/// How long the link stays down after `reset_after_answer`'s reset, ms.
+/// How long the ME withholds its HBM answers after `reset_after_answer`'s
+/// reset, ms: the enumeration, and with it the bus' replacement of the
+/// client device, waits, so the driver's waiter runs first.
 pub const RESET_AFTER_ANSWER_DOWN_MS: u64 = 1000;
 /// ME address of the AMT watchdog client.
 pub const WD_ME_ADDR: u8 = 2;
@@ -541,7 +543,9 @@ pub struct Firmware<T: DerefMut<Target = [Option<Record>]>> {
     /// That answer was read: the stub resets the link at once.
     reset_now: bool,
     /// After that reset the ME answers no HBM message before this time
-    /// (ms): the client's driver runs before the bus replaces its device.
+    /// (ms): `recv` fails with ENODEV only until the link is enabled again
+    /// (after that the answer, still on the client's completed list, would
+    /// be handed over).
     hbm_quiet_until: u64,
 }
 
@@ -594,8 +598,8 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
     }
 
     /// Whether the answer [`Firmware::reset_after_answer`] waited for was
-    /// read since the last call: the link must go now (`now`, ms), and
-    /// stays down for [`RESET_AFTER_ANSWER_DOWN_MS`].
+    /// read since the last call: the link must go now (`now`, ms); HBM
+    /// answers wait [`RESET_AFTER_ANSWER_DOWN_MS`].
     pub fn take_reset_now(&mut self, now: u64) -> bool {
         let reset = core::mem::take(&mut self.reset_now);
         if reset {
@@ -649,12 +653,7 @@ impl<T: DerefMut<Target = [Option<Record>]>> Firmware<T> {
         self.wd_notify = false;
         self.host_credits = 0;
         self.queue = [None; QUEUE_LEN];
-        // A message whose header the host has read is in its buffer: the
-        // host reads it whole, as it reads the ME's buffer whatever the ME
-        // does meanwhile (the `ctl` reset runs beside the interrupt thread).
-        if self.current.is_some_and(|(_, taken)| !taken) {
-            self.current = None;
-        }
+        self.current = None;
         self.write_held_until = None;
         self.reset_after_answer = false;
     }

@@ -347,8 +347,15 @@ impl Stub {
     /// fuzz mode, while the device is registered (the `ctl` file exists,
     /// or the interrupt thread runs).
     fn link_reset(&self) {
-        self.hw_ready.store(false, Ordering::Release);
-        self.fw.lock().link_reset();
+        // SAFETY: the device is registered (see above). Under the lock the
+        // interrupt thread reads messages with: a reset never tears the
+        // one it is reading.
+        unsafe {
+            bindings::mutex_lock(addr_of_mut!((*self.mei.0).device_lock));
+            self.hw_ready.store(false, Ordering::Release);
+            self.fw.lock().link_reset();
+            bindings::mutex_unlock(addr_of_mut!((*self.mei.0).device_lock));
+        }
         // SAFETY: the device is registered (see above).
         unsafe {
             bindings::queue_work_on(
@@ -411,17 +418,21 @@ impl Stub {
                 bindings::mei_irq_compl_handler(mei, cmpl);
                 // `ctl reset_after_answer`: the link goes with the answer
                 // just read, as if the core's reset work ran before the
-                // client's rx work, which waits for this lock.
-                if self.fw.lock().take_reset_now(now) && ok {
-                    self.hw_ready.store(false, Ordering::Release);
-                    if bindings::mei_reset(mei) != 0 {
-                        // Retried as the core's reset work retries.
-                        bindings::queue_work_on(
-                            bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
-                            bindings::system_wq,
-                            addr_of_mut!((*mei).reset_work),
-                        );
-                    }
+                // client's rx work, which waits for this lock. On an
+                // enabled link only, as the fuzz mode's resets.
+                let due = ok
+                    && (*mei).dev_state == bindings::mei_dev_state_MEI_DEV_ENABLED
+                    && self.fw.lock().take_reset_now(now);
+                if due
+                    && bindings::mei_reset(mei) != 0
+                    && (*mei).dev_state != bindings::mei_dev_state_MEI_DEV_DISABLED
+                {
+                    // Retried as the core's reset work retries.
+                    bindings::queue_work_on(
+                        bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
+                        bindings::system_wq,
+                        addr_of_mut!((*mei).reset_work),
+                    );
                 }
             }
             // A reset the fuzz mode asked for: on an enabled link only, so

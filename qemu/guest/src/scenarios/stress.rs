@@ -520,8 +520,8 @@ fn module_loop(env: &Env, mut rng: Rng, n: u64, slots: &Slots) -> Tally {
 
 /// Runs every loop of one phase at once; returns their merged tally, or an
 /// error if one did not finish within `deadline` (a call hangs).
-/// One phase of the load; without `lifecycle`, no unbind, bind, reset,
-/// unload or load (the C reference on the data-race kernel).
+/// Runs one phase of the load: without `lifecycle` (the C reference on the
+/// data-race kernel), no unbind, bind, reset, unload or load.
 fn phase(env: &Env, seed: u64, deadline: Duration, lifecycle: bool) -> Result<Tally, String> {
     let slots: Slots = Arc::new([RwLock::new(None), RwLock::new(None)]);
     // The lifecycle loops are done; then the ioctl threads too.
@@ -555,39 +555,41 @@ fn phase(env: &Env, seed: u64, deadline: Duration, lifecycle: bool) -> Result<Ta
         );
     }
     type Loop = fn(&Env, Rng, u64) -> Tally;
-    let loops: [(&str, Loop, u64); 4] = [
-        ("rebind", rebind_loop, SIZES.rebinds),
-        ("reset", reset_loop, SIZES.resets),
-        ("flip", flip_loop, SIZES.flips),
-        ("notify", notify_loop, SIZES.notifications),
+    // Each loop's generator is drawn whether it runs or not: the same seed
+    // drives the same loop on every kernel and for both drivers.
+    let loops: [(&str, Loop, u64, Rng); 4] = [
+        ("rebind", rebind_loop, SIZES.rebinds, Rng(rng.next() | 1)),
+        ("reset", reset_loop, SIZES.resets, Rng(rng.next() | 1)),
+        ("flip", flip_loop, SIZES.flips, Rng(rng.next() | 1)),
+        (
+            "notify",
+            notify_loop,
+            SIZES.notifications,
+            Rng(rng.next() | 1),
+        ),
     ];
     let probes = |name: &str| name == "rebind" || name == "reset";
     let loops: Vec<_> = loops
         .into_iter()
-        .filter(|(name, _, _)| lifecycle || !probes(name))
+        .filter(|(name, ..)| lifecycle || !probes(name))
         .collect();
-    for &(name, f, n) in &loops {
+    let control_loops = loops.len();
+    for (name, f, n, loop_rng) in loops {
         let env = env.clone();
-        spawn(
-            name.to_string(),
-            Box::new(move |r| f(&env, r, n)),
-            Rng(rng.next() | 1),
-        );
+        spawn(name.to_string(), Box::new(move |r| f(&env, r, n)), loop_rng);
     }
-    // Drawn either way: the other loops keep their seeds.
-    let module_rng = Rng(rng.next() | 1);
     if lifecycle {
         let (env, slots) = (env.clone(), slots.clone());
         spawn(
             "module".into(),
             Box::new(move |r| module_loop(&env, r, SIZES.unloads, &slots)),
-            module_rng,
+            Rng(rng.next() | 1),
         );
     }
     drop(tx);
     let start = Instant::now();
     let mut total = Tally::default();
-    let mut control_left = loops.len() + usize::from(lifecycle);
+    let mut control_left = control_loops + usize::from(lifecycle);
     let mut ioctl_left = SIZES.threads;
     while !running.is_empty() {
         let left = deadline.saturating_sub(start.elapsed());
