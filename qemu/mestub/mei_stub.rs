@@ -356,6 +356,10 @@ impl Stub {
             self.fw.lock().link_reset();
             bindings::mutex_unlock(addr_of_mut!((*self.mei.0).device_lock));
         }
+        // The interrupt that reports the loss runs the interrupt thread
+        // before the reset work: with the link down, it must complete
+        // nothing (`reset_during_send` fails otherwise).
+        self.service();
         // SAFETY: the device is registered (see above).
         unsafe {
             bindings::queue_work_on(
@@ -379,7 +383,12 @@ impl Stub {
             // Writes so far are completed by this run (the write handler).
             self.host_wrote.store(false, Ordering::Release);
             let state = (*mei).dev_state;
-            let active = state != bindings::mei_dev_state_MEI_DEV_RESETTING
+            // A link that is down completes nothing, as `mei_me`'s
+            // interrupt thread checks `hw_is_ready` first: between a link
+            // reset and the reset work, a write held late must not
+            // complete with success.
+            let active = self.hw_ready.load(Ordering::Acquire)
+                && state != bindings::mei_dev_state_MEI_DEV_RESETTING
                 && state != bindings::mei_dev_state_MEI_DEV_INITIALIZING
                 && state != bindings::mei_dev_state_MEI_DEV_POWER_DOWN
                 && state != bindings::mei_dev_state_MEI_DEV_DISABLED;
