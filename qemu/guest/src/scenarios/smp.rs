@@ -16,7 +16,7 @@ use std::fs::OpenOptions;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -105,6 +105,12 @@ const REGISTER_CYCLES: usize = 60;
 /// major and minor opens as soon as the character device is mapped, a
 /// thread opens it in a loop, and every cycle of unbind and bind must
 /// leave the module unreferenced once the file is closed.
+///
+/// The thread does not open while the device unregisters: an open between
+/// the core's read of `wd_data->wdd` and its call of `start` starts a
+/// device whose memory its driver has freed, a race of the watchdog core
+/// that every driver shares (README; a soft lockup in `start` on the
+/// Debian kernel once).
 pub fn open_during_register(ctx: &mut Ctx) -> Outcome {
     ctx.skip_trace();
     let (_me, wd) = ctx.setup(V2)?;
@@ -130,13 +136,18 @@ pub fn open_during_register(ctx: &mut Ctx) -> Outcome {
         })?;
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let unregistering = Arc::new(Mutex::new(()));
     let opener = {
         let stop = stop.clone();
+        let unregistering = unregistering.clone();
         thread::spawn(move || {
             let mut opened = BTreeMap::<String, u64>::new();
             while !stop.load(Ordering::Relaxed) {
                 for node in &nodes {
-                    let key = match OpenOptions::new().write(true).open(node) {
+                    let no_unregister = unregistering.lock().unwrap_or_else(|e| e.into_inner());
+                    let file = OpenOptions::new().write(true).open(node);
+                    drop(no_unregister);
+                    let key = match file {
                         Ok(file) => {
                             thread::sleep(Duration::from_millis(5));
                             drop(file);
@@ -153,8 +164,11 @@ pub fn open_during_register(ctx: &mut Ctx) -> Outcome {
     let drv = Path::new(DRIVER_DIR);
     let mut result = Ok(());
     for cycle in 1..=REGISTER_CYCLES {
-        result = stub::write_file(&drv.join("unbind"), &cldev)
-            .and_then(|()| ctx.wait_no_watchdog())
+        let unbound = {
+            let _no_open = unregistering.lock().unwrap_or_else(|e| e.into_inner());
+            stub::write_file(&drv.join("unbind"), &cldev).and_then(|()| ctx.wait_no_watchdog())
+        };
+        result = unbound
             .and_then(|()| stub::write_file(&drv.join("bind"), &cldev))
             .and_then(|()| ctx.wait_watchdogs(1).map(|_| ()))
             .map_err(|e| format!("cycle {cycle}: {e}"));

@@ -253,6 +253,16 @@ fn watchdog_of(env: &Env, d: usize) -> Option<Watchdog> {
 /// [`owner_loop`].
 static OPEN_CLOSE: Mutex<()> = Mutex::new(());
 
+/// Held by whatever unregisters a watchdog (unbind, unload, a link reset
+/// until its rescan is over, NOT_REQUIRED while it is on): no open is then
+/// between the core's read of `wd_data->wdd` and its call of `start`,
+/// which `watchdog_open` makes without any lock the unregistration takes.
+/// An open there starts a device whose memory its driver has freed: a
+/// race of the watchdog core that every driver shares (README).
+fn no_open_in_flight() -> std::sync::MutexGuard<'static, ()> {
+    OPEN_CLOSE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The owner of device `d`'s open file: opens the watchdog, leaves it open
 /// for the ioctl threads 0 to 20 ms, closes it; until `done`.
 ///
@@ -353,9 +363,11 @@ fn rebind_loop(env: &Env, mut rng: Rng, n: u64) -> Tally {
     for _ in 0..n {
         let i = rng.below(2) as usize;
         let cldev = &env.cldevs[i];
+        let no_open = no_open_in_flight();
         let _ = timed(&mut tally, "unbind", env.control_bound, || {
             write_errno(&dir.join("unbind"), cldev)
         });
+        drop(no_open);
         rng.pause(20);
         let settling_guard = settling(i);
         let _ = timed(&mut tally, "bind", env.control_bound, || {
@@ -420,8 +432,10 @@ fn reset_loop(env: &Env, mut rng: Rng, n: u64) -> Tally {
         let bound = env.control_bound;
         let settling_guard = settling(i);
         let _ = timed(&mut tally, "reset-wait", bound, || settled(me, bound));
+        let no_open = no_open_in_flight();
         stub_write(&mut tally, env, "reset", &me_file(me, "ctl"), "reset");
         let _ = timed(&mut tally, "reset-wait", bound, || settled(me, bound));
+        drop(no_open);
         tally.events += 1;
         drop(settling_guard);
         rng.pause(300);
@@ -429,16 +443,25 @@ fn reset_loop(env: &Env, mut rng: Rng, n: u64) -> Tally {
     tally
 }
 
+/// NOT_REQUIRED on, then off, on a random device, with a notification
+/// after each. While it is on, any ping's answer makes the driver
+/// unregister the watchdog (a work of its own): no open is in flight then
+/// ([`no_open_in_flight`]).
 fn flip_loop(env: &Env, mut rng: Rng, n: u64) -> Tally {
     let mut tally = Tally::default();
     for _ in 0..n {
         let me = &env.mes[rng.below(2) as usize];
+        let no_open = no_open_in_flight();
         for value in ["not_required=1", "not_required=0"] {
             stub_write(&mut tally, env, "config", &me_file(me, "config"), value);
             stub_write(&mut tally, env, "notify", &me_file(me, "ctl"), "notify");
             tally.events += 1;
-            rng.pause(100);
+            if value == "not_required=1" {
+                rng.pause(100);
+            }
         }
+        drop(no_open);
+        rng.pause(100);
     }
     tally
 }
@@ -501,9 +524,11 @@ fn module_loop(env: &Env, mut rng: Rng, n: u64, slots: &Slots) -> Tally {
                 tally.events += 2;
             }
         } else {
+            let no_open = no_open_in_flight();
             let unloaded = timed(&mut tally, "unload", env.control_bound, || {
                 sys::delete_module(kmod::DRIVER)
             });
+            drop(no_open);
             tally.events += 1;
             if unloaded.is_ok() {
                 rng.pause(50);
