@@ -180,7 +180,8 @@ for kernel in $build_kernels; do
 	esac || echo "check: the $kernel kernel or its modules did not build (its parts will say)"
 done
 # Longest first, so that no long part starts last while a core idles: the
-# debug suites (the newer line's are the longest), the systemd VMs (they
+# KCSAN stress, the debug suites (the newer line's are the longest), the
+# systemd VMs (they
 # mostly wait for systemd's 60 s ping interval; their check, an interval
 # in [25 s, 72 s), has room), then the release suites and the benchmark's
 # short form (it checks that every figure is measured, not what it is).
@@ -192,6 +193,13 @@ for kernel in $kernels; do
 	*) release_kernels="$kernel $release_kernels" ;;
 	esac
 done
+# The stress on the data-race kernel (KCSAN; vm-run.py's test `kcsan`),
+# C's first: under KCSAN its load crawls, and it is the longest part.
+for kernel in $kcsan_kernels; do
+	for driver in ${CHECK_DRIVERS:-c rust}; do
+		queue_part heavy "vm $driver $kernel stress_two_devices" scripts/vm-test.sh "$driver" "$kernel" stress_two_devices
+	done
+done
 for kernel in $debug_kernels; do
 	for driver in ${CHECK_DRIVERS:-rust c}; do
 		queue_part heavy "vm $driver $kernel" scripts/vm-test.sh "$driver" "$kernel" all
@@ -202,12 +210,6 @@ done
 for kernel in $debug_kernels; do
 	for driver in ${CHECK_DRIVERS:-rust c}; do
 		queue_part heavy "vm $driver $kernel smp_probe_race" scripts/vm-test.sh "$driver" "$kernel" smp_probe_race
-	done
-done
-# The stress on the data-race kernel (KCSAN; vm-run.py's test `kcsan`).
-for kernel in $kcsan_kernels; do
-	for driver in ${CHECK_DRIVERS:-rust c}; do
-		queue_part heavy "vm $driver $kernel stress_two_devices" scripts/vm-test.sh "$driver" "$kernel" stress_two_devices
 	done
 done
 for driver in ${CHECK_DRIVERS:-rust c}; do
