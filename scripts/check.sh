@@ -181,10 +181,10 @@ for kernel in $build_kernels; do
 done
 # Longest first, so that no long part starts last while a core idles: the
 # KCSAN stress, the debug suites (the newer line's are the longest), the
-# systemd VMs (they
-# mostly wait for systemd's 60 s ping interval; their check, an interval
-# in [25 s, 72 s), has room), then the release suites and the benchmark's
-# short form (it checks that every figure is measured, not what it is).
+# systemd VMs (they mostly wait for systemd's 60 s ping interval; their
+# check, an interval in [25 s, 72 s), has room), then the release suites
+# and the benchmark's short form (it checks that every figure is
+# measured, not what it is).
 debug_kernels='' kcsan_kernels='' release_kernels=''
 for kernel in $kernels; do
 	case "$kernel" in

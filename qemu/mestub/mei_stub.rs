@@ -331,8 +331,11 @@ impl Stub {
         let mut fw = self.fw.lock();
         let now = now_ms();
         // A host write since this run took `device_lock` needs a run for
-        // its completion, whatever the model queued for it.
-        let next = if self.host_wrote.load(Ordering::Acquire) || fw.rx_pending(now) {
+        // its completion, whatever the model queued for it; not while the
+        // link is down, when a run does nothing (the reset's first write
+        // kicks one).
+        let link_up = self.hw_ready.load(Ordering::Acquire);
+        let next = if link_up && (self.host_wrote.load(Ordering::Acquire) || fw.rx_pending(now)) {
             Some(now)
         } else {
             fw.next_deadline()

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use super::{op_ok, Rng, V1, V2};
 use crate::framework::{check, is_debug_kernel, is_kcsan_kernel, Ctx, Driver, Outcome, KMEMLEAK};
 
+use crate::expect;
 use crate::kmod;
 use crate::stub::{self, Me};
 use crate::sys::{self, IntIoctl};
@@ -253,14 +254,45 @@ fn watchdog_of(env: &Env, d: usize) -> Option<Watchdog> {
 /// [`owner_loop`].
 static OPEN_CLOSE: Mutex<()> = Mutex::new(());
 
-/// Held by whatever unregisters a watchdog (unbind, unload, a link reset
-/// until its rescan is over, NOT_REQUIRED while it is on): no open is then
-/// between the core's read of `wd_data->wdd` and its call of `start`,
-/// which `watchdog_open` makes without any lock the unregistration takes.
-/// An open there starts a device whose memory its driver has freed: a
-/// race of the watchdog core that every driver shares (README).
+/// Held by whatever makes the driver unregister a watchdog (an unbind, a
+/// link reset until its rescan is over, NOT_REQUIRED until no
+/// unregistration is on the way): no open is then between the core's
+/// read of `wd_data->wdd` and its call of `start`, which `watchdog_open`
+/// makes without any lock the unregistration takes. An open there starts
+/// a device whose memory its driver has freed: a race of the watchdog
+/// core that every driver shares (README). (An unload needs none: an open
+/// in flight holds the module, `cdev.owner`.)
 fn no_open_in_flight() -> std::sync::MutexGuard<'static, ()> {
     OPEN_CLOSE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether the Rust driver is about to unregister `cldev`'s watchdog:
+/// NOT_REQUIRED while still registered, its unregistration work queued
+/// (debugfs). A device without the directory (gone, or C's) has none.
+fn unregister_pending(cldev: &str) -> bool {
+    let dir = expect::debugfs_dir(Driver::Rust, cldev);
+    let read = |name| fs::read_to_string(dir.join(name)).unwrap_or_default();
+    read("state").trim() == "state: NOT_REQUIRED" && read("activation").trim() == "activated"
+}
+
+/// Waits, at most `bound`, until no unregistration of `cldev`'s watchdog
+/// is pending in the driver and, with `me`, none can start without the
+/// host: the stub idle (no answer, reset or client callback on the way).
+fn no_unregister_pending(me: Option<&Me>, cldev: &str, bound: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + bound;
+    loop {
+        let idle = match me {
+            Some(me) => fs::read_to_string(me_file(me, "idle"))?.trim() == "idle",
+            None => true,
+        };
+        if idle && !unregister_pending(cldev) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(io::Error::from_raw_os_error(ETIMEDOUT));
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// The owner of device `d`'s open file: opens the watchdog, leaves it open
@@ -450,7 +482,8 @@ fn reset_loop(env: &Env, mut rng: Rng, n: u64) -> Tally {
 fn flip_loop(env: &Env, mut rng: Rng, n: u64) -> Tally {
     let mut tally = Tally::default();
     for _ in 0..n {
-        let me = &env.mes[rng.below(2) as usize];
+        let i = rng.below(2) as usize;
+        let me = &env.mes[i];
         let no_open = no_open_in_flight();
         for value in ["not_required=1", "not_required=0"] {
             stub_write(&mut tally, env, "config", &me_file(me, "config"), value);
@@ -460,6 +493,13 @@ fn flip_loop(env: &Env, mut rng: Rng, n: u64) -> Tally {
                 rng.pause(100);
             }
         }
+        // A ping the firmware answered with NOT_REQUIRED before it went
+        // off may still have its answer on the way (a ping waits for it
+        // at most PING_TIMEOUT), and the driver's unregistration after it.
+        thread::sleep(PING_TIMEOUT);
+        let _ = timed(&mut tally, "unregister-wait", env.control_bound, || {
+            no_unregister_pending(None, &env.cldevs[i], env.control_bound)
+        });
         drop(no_open);
         rng.pause(100);
     }
@@ -489,14 +529,15 @@ fn ping_param() -> String {
 }
 
 /// Every other round borrows a device's open file (waiting for one up to
-/// 200 ms) and requires the unload and a second load to fail meanwhile;
+/// 2 s: the flips keep opens away for more than a second at a time) and
+/// requires the unload and a second load to fail meanwhile;
 /// the other rounds try to unload, and load the driver again when that
 /// worked.
 fn module_loop(env: &Env, mut rng: Rng, n: u64, slots: &Slots) -> Tally {
     let mut tally = Tally::default();
     for round in 0..n {
         if round % 2 == 0 {
-            let deadline = Instant::now() + Duration::from_millis(200);
+            let deadline = Instant::now() + Duration::from_secs(2);
             let held = loop {
                 let d = rng.below(2) as usize;
                 let slot = slots[d].read().unwrap_or_else(|e| e.into_inner());
@@ -524,11 +565,9 @@ fn module_loop(env: &Env, mut rng: Rng, n: u64, slots: &Slots) -> Tally {
                 tally.events += 2;
             }
         } else {
-            let no_open = no_open_in_flight();
             let unloaded = timed(&mut tally, "unload", env.control_bound, || {
                 sys::delete_module(kmod::DRIVER)
             });
-            drop(no_open);
             tally.events += 1;
             if unloaded.is_ok() {
                 rng.pause(50);
@@ -834,6 +873,12 @@ fn fuzz_loop(
                 continue;
             };
             absent = 0;
+            // The fuzzed firmware resets the link and answers NOT_REQUIRED
+            // on its own time: no open while that may unregister the
+            // watchdog (see `no_open_in_flight`).
+            let _ = timed(&mut tally, "quiet-wait", control_bound, || {
+                no_unregister_pending(Some(me), cldev, control_bound)
+            });
             file = timed(&mut tally, "open", control_bound, || {
                 OpenOptions::new().write(true).open(&wd.node)
             })
