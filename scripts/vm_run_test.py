@@ -90,12 +90,12 @@ class KcsanTest(unittest.TestCase):
     def second_report(self):
         return LOG[LOG.index("[   41.000000]") :]
 
+    def second_report_without_the_driver(self):
+        """The second report with its mei_wdt frame renamed away."""
+        return self.second_report().replace("wd_state_write+0x1d/0x80 [mei_wdt]", "x_write+0x1d/0x80")
+
     def test_a_race_in_the_watchdog_core_fails_rust(self):
-        core_only = (
-            self.second_report()
-            .replace("wd_state_write+0x1d/0x80 [mei_wdt]", "x_write+0x1d/0x80")
-            .replace("mei_cl_bus_rx_work+", "process_one_work+")
-        )
+        core_only = self.second_report_without_the_driver().replace("mei_cl_bus_rx_work+", "process_one_work+")
         self.assertNotIn("[mei_wdt]", core_only)
         self.assertFalse(judge(core_only, "rust")["kcsan"][0])
         # With a compiler's suffix on the core's function.
@@ -103,11 +103,7 @@ class KcsanTest(unittest.TestCase):
         self.assertFalse(judge(suffixed, "rust")["kcsan"][0])
 
     def test_a_race_in_the_mei_client_bus_fails_rust(self):
-        bus_only = (
-            self.second_report()
-            .replace("wd_state_write+0x1d/0x80 [mei_wdt]", "x_write+0x1d/0x80")
-            .replace("watchdog_ping+", "y_read+")
-        )
+        bus_only = self.second_report_without_the_driver().replace("watchdog_ping+", "y_read+")
         self.assertFalse(judge(bus_only, "rust")["kcsan"][0])
         elsewhere = bus_only.replace("mei_cl_bus_rx_work+", "process_one_work+")
         self.assertTrue(judge(elsewhere, "rust")["kcsan"][0])

@@ -279,20 +279,13 @@ fn unregister_pending(cldev: &str) -> bool {
 /// is pending in the driver and, with `me`, none can start without the
 /// host: the stub idle (no answer, reset or client callback on the way).
 fn no_unregister_pending(me: Option<&Me>, cldev: &str, bound: Duration) -> io::Result<()> {
-    let deadline = Instant::now() + bound;
-    loop {
+    poll_until(bound, || {
         let idle = match me {
             Some(me) => fs::read_to_string(me_file(me, "idle"))?.trim() == "idle",
             None => true,
         };
-        if idle && !unregister_pending(cldev) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(io::Error::from_raw_os_error(ETIMEDOUT));
-        }
-        thread::sleep(Duration::from_millis(2));
-    }
+        Ok(idle && !unregister_pending(cldev))
+    })
 }
 
 /// The owner of device `d`'s open file: opens the watchdog, leaves it open
@@ -436,20 +429,25 @@ fn settling(i: usize) -> std::sync::MutexGuard<'static, ()> {
 /// running (its `idle` file), at most `bound`.
 fn settled(me: &Me, bound: Duration) -> io::Result<()> {
     let idle = me_file(me, "idle");
-    let deadline = Instant::now() + bound;
-    loop {
+    poll_until(bound, || {
         let state = fs::read_to_string(&idle)?;
-        if !["link", "reset", "rescan"]
+        Ok(!["link", "reset", "rescan"]
             .iter()
-            .any(|w| state.contains(w))
-        {
-            return Ok(());
-        }
+            .any(|w| state.contains(w)))
+    })
+}
+
+/// Polls `ready` every 2 ms until it says yes, at most `bound`
+/// (ETIMEDOUT); its errors end the wait.
+fn poll_until(bound: Duration, mut ready: impl FnMut() -> io::Result<bool>) -> io::Result<()> {
+    let deadline = Instant::now() + bound;
+    while !ready()? {
         if Instant::now() > deadline {
             return Err(io::Error::from_raw_os_error(ETIMEDOUT));
         }
         thread::sleep(Duration::from_millis(2));
     }
+    Ok(())
 }
 
 /// Link resets of a random device, each from a settled link to a settled
