@@ -113,6 +113,8 @@ KERNEL_LOG_RE = re.compile("|".join(KERNEL_LOG_PATTERNS))
 # the core that made it.
 KCSAN_TITLE_RE = re.compile(r"BUG: KCSAN: (.*)$")
 KCSAN_END_RE = re.compile(r"={40,}")
+ACCESS_RE = re.compile(r" of \d+ bytes by ")
+IRQ_ENTRY_RE = re.compile(r"\sasm_(sysvec_\w+|common_interrupt)\+0x")
 FRAME_RE = re.compile(r"\s([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
 PATH_OBJECTS = (
     "drivers/watchdog/watchdog_dev.o",
@@ -556,8 +558,17 @@ def path_symbols(kernel):
 
 def on_driver_paths(report_lines, symbols):
     """Whether a report has a frame in mei_wdt or in one of `symbols` (a
-    compiler suffix such as `.isra.0` or `.cold` stripped)."""
+    compiler suffix such as `.isra.0` or `.cold` stripped). An access's
+    stack ends at an interrupt's entry: the frames below it are the
+    interrupted task's, not the racing access's."""
+    interrupted = False
     for x in report_lines:
+        if ACCESS_RE.search(x):
+            interrupted = False
+        elif IRQ_ENTRY_RE.search(x):
+            interrupted = True
+        if interrupted:
+            continue
         if "[mei_wdt]" in x:
             return True
         if any(m.group(1).split(".")[0] in symbols for m in FRAME_RE.finditer(x)):

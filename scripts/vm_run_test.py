@@ -122,6 +122,17 @@ class KcsanTest(unittest.TestCase):
         warned = LOG[:at] + "[   41.000005] WARNING: CPU: 0 PID: 1 at x.c:1 f+0x0/0x1\n" + LOG[at:]
         self.assertFalse(judge(warned, "c")["kernel-log"][0])
 
+    def test_frames_of_an_interrupted_task_do_not_count(self):
+        # A timer interrupt's race, taken while the task was in the driver.
+        at = LOG.index("[   40.000005]")
+        under = (
+            "[   40.000004]  asm_sysvec_apic_timer_interrupt+0x16/0x20\n"
+            "[   40.000004]  watchdog_unregister_device+0xbe/0x170\n"
+            "[   40.000004]  wd_state_write+0x1d/0x80 [mei_wdt]\n"
+        )
+        log = LOG[:at] + under + LOG[at : LOG.index("[   41.000000]")]
+        self.assertTrue(judge(log, "rust")["kcsan"][0])
+
     def test_races_elsewhere_pass(self):
         start = LOG.index("[   41.000000]")
         rust = judge(LOG[:start], "rust")
