@@ -17,7 +17,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -201,6 +202,16 @@ fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(0)
 }
 
+/// The calls in flight: each one's thread, name and start.
+type CallsInFlight = Vec<(thread::ThreadId, &'static str, Instant)>;
+
+/// What a phase watches to tell a hung call from a slow host.
+static IN_FLIGHT: Mutex<CallsInFlight> = Mutex::new(Vec::new());
+
+fn in_flight() -> std::sync::MutexGuard<'static, CallsInFlight> {
+    IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Times `f` and records it in `tally`.
 fn timed<T>(
     tally: &mut Tally,
@@ -208,9 +219,12 @@ fn timed<T>(
     bound: Duration,
     f: impl FnOnce() -> io::Result<T>,
 ) -> io::Result<T> {
+    let thread = thread::current().id();
     let start = Instant::now();
+    in_flight().push((thread, call, start));
     let r = f();
     let took = start.elapsed();
+    in_flight().retain(|(t, ..)| *t != thread);
     tally.call(call, r.as_ref().map(|_| ()), took, bound);
     r
 }
@@ -580,12 +594,18 @@ fn module_loop(env: &Env, mut rng: Rng, n: u64, slots: &Slots) -> Tally {
     tally
 }
 
+/// The longest a phase may run while its calls return: more than twice
+/// the longest phase seen (564 s), for a host twice as slow.
+const PHASE_CAP: Duration = Duration::from_secs(1500);
+
 /// Runs every loop of one phase at once; returns their merged tally, or an
-/// error if one did not finish within `deadline` (a call hangs).
-/// Runs one phase of the load: without `lifecycle` (the C reference on the
-/// data-race kernel), no unbind, bind, reset, NOT_REQUIRED flip, unload or
-/// load: nothing that registers the watchdog again.
-fn phase(env: &Env, seed: u64, deadline: Duration, lifecycle: bool) -> Result<Tally, String> {
+/// error if a call has not returned after `stall` (it hangs), or if the
+/// phase ran past [`PHASE_CAP`] (a loop died or never ends). A phase's length
+/// depends on the host (the C reference's on the data-race kernel took 387
+/// to 564 s); a hang's does not. Without `lifecycle` (the C reference on
+/// the data-race kernel), no unbind, bind, reset, NOT_REQUIRED flip,
+/// unload or load: nothing that registers the watchdog again.
+fn phase(env: &Env, seed: u64, stall: Duration, lifecycle: bool) -> Result<Tally, String> {
     let slots: Slots = Arc::new([RwLock::new(None), RwLock::new(None)]);
     // The lifecycle loops are done; then the ioctl threads too.
     let control_done = Arc::new(AtomicBool::new(false));
@@ -650,19 +670,40 @@ fn phase(env: &Env, seed: u64, deadline: Duration, lifecycle: bool) -> Result<Ta
         );
     }
     drop(tx);
-    let start = Instant::now();
     let mut total = Tally::default();
     let mut control_left = control_loops + usize::from(lifecycle);
     let mut ioctl_left = SIZES.threads;
+    let start = Instant::now();
     while !running.is_empty() {
-        let left = deadline.saturating_sub(start.elapsed());
-        let (name, tally) = rx.recv_timeout(left).map_err(|_| {
-            format!(
-                "still running after {:.0} s (a call hangs): {}",
-                deadline.as_secs_f64(),
+        let received = rx.recv_timeout(Duration::from_secs(1));
+        let oldest = in_flight()
+            .iter()
+            .map(|&(_, call, since)| (since, call))
+            .min();
+        if let Some((since, call)) = oldest.filter(|(since, _)| since.elapsed() >= stall) {
+            return Err(format!(
+                "a {call} has not returned after {:.0} s; still running: {}",
+                since.elapsed().as_secs_f64(),
                 running.join(", ")
-            )
-        })?;
+            ));
+        }
+        if start.elapsed() >= PHASE_CAP {
+            return Err(format!(
+                "still running after {:.0} s: {}",
+                PHASE_CAP.as_secs_f64(),
+                running.join(", ")
+            ));
+        }
+        let (name, tally) = match received {
+            Ok(finished) => finished,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(format!(
+                    "ended without a tally (panicked): {}",
+                    running.join(", ")
+                ));
+            }
+        };
         running.retain(|n| *n != name);
         if name.starts_with("ioctl") {
             ioctl_left -= 1;
@@ -773,7 +814,7 @@ pub fn stress_two_devices(ctx: &mut Ctx) -> Outcome {
         let mut total = Tally::default();
         for p in 0..PHASES {
             let start = Instant::now();
-            let tally = phase(&env, SEED + p, Duration::from_secs(900), lifecycle)?;
+            let tally = phase(&env, SEED + p, 3 * env.control_bound, lifecycle)?;
             ctx.log(format!(
                 "phase {}: {:.1} s, {} ioctls, {} writes, {} lifecycle events",
                 p + 1,
